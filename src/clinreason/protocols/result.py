@@ -1,0 +1,132 @@
+"""Output of the deterministic protocol node."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+
+class Decision(StrEnum):
+    recommend_treatment = "recommend_treatment"
+    refer_urgent = "refer_urgent"
+    refer_complicated = "refer_complicated"
+    refer_recurrence = "refer_recurrence"
+    refer_no_safe_option = "refer_no_safe_option"
+    no_antibiotics = "no_antibiotics"
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RuleHit(_Out):
+    """A protocol rule that applied to this patient."""
+
+    rule_id: str
+    title: str
+    detail: str = Field(description="What in the patient made the rule apply.")
+
+
+class Exclusion(_Out):
+    """Why one agent may not be used for this patient."""
+
+    rule_id: str
+    reason: str
+    evidence: str = Field(description="The patient data that triggered the exclusion.")
+    sources: list[str] = Field(default_factory=list)
+
+
+class AgentEvaluation(_Out):
+    agent: str
+    rank: int = Field(description="1 = most preferred in the profile's order.")
+    exclusions: list[Exclusion] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def allowed(self) -> bool:
+        return not self.exclusions
+
+
+class RegimenSpec(_Out):
+    """A regimen as a profile states it."""
+
+    drug: str
+    dose: str
+    route: str
+    frequency: str
+    duration: str
+    note: str | None = None
+
+
+class Regimen(RegimenSpec):
+    """A regimen for one protocol agent."""
+
+    agent: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.drug} {self.dose} {self.route} {self.frequency} x {self.duration}"
+
+
+class FollowUp(_Out):
+    reassess: str
+    escalate_if: list[str]
+    notify_primary_prescriber: bool
+    signoff_required: bool
+
+
+class Flag(_Out):
+    """Something the prescriber must look at that does not change the decision."""
+
+    code: str
+    message: str
+
+
+class DrugMatch(_Out):
+    """A free-text medication, allergy or antibiotic entry and what it matched."""
+
+    text: str
+    drugs: list[str] = Field(default_factory=list)
+    ingredients: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list)
+    named_classes: list[str] = Field(
+        default_factory=list, description="Classes named in the text itself (e.g. 'sulfa')."
+    )
+    spelling_corrections: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def recognized(self) -> bool:
+        return bool(self.drugs or self.classes)
+
+
+class ProtocolResult(_Out):
+    protocol_id: str
+    protocol_version: str
+    profile_id: str
+    profile_version: str
+    decision: Decision
+    rules_fired: list[RuleHit]
+    agents: list[AgentEvaluation]
+    recommendation: Regimen | None = None
+    alternatives: list[Regimen] = Field(default_factory=list)
+    follow_up: FollowUp | None = None
+    flags: list[Flag] = Field(default_factory=list)
+    medications: list[DrugMatch] = Field(default_factory=list)
+    allergies: list[DrugMatch] = Field(default_factory=list)
+    recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
+
+    def agent(self, agent_id: str) -> AgentEvaluation:
+        for a in self.agents:
+            if a.agent == agent_id:
+                return a
+        raise KeyError(agent_id)
+
+    @property
+    def allowed_agents(self) -> list[str]:
+        return [a.agent for a in self.agents if a.allowed]
+
+    @property
+    def rule_ids(self) -> list[str]:
+        return [r.rule_id for r in self.rules_fired]

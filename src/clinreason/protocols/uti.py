@@ -1,0 +1,319 @@
+"""Deterministic assessment of acute uncomplicated cystitis.
+
+A pure function of (patient, profile, formulary): no I/O, no clock, no
+randomness, so the same input always gives the same result. The order of
+evaluation follows the protocol file; the first step that applies decides.
+Every agent is evaluated whatever the decision, so a referral note can still
+say which agents a physician should avoid and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from clinreason.knowledge.formulary import Formulary
+from clinreason.protocols.patient import Patient, PregnancyStatus, RenalFunction, Sex
+from clinreason.protocols.profile import PROTOCOL_ID, PROTOCOL_VERSION, Profile, rule_catalog
+from clinreason.protocols.result import (
+    AgentEvaluation,
+    Decision,
+    DrugMatch,
+    Exclusion,
+    Flag,
+    ProtocolResult,
+    RuleHit,
+)
+
+# Step 1: red-flag field -> rule id.
+RED_FLAGS = {
+    "fever": "RF-FEVER",
+    "rigors": "RF-RIGORS",
+    "flank_pain": "RF-FLANK-PAIN",
+    "back_pain": "RF-BACK-PAIN",
+    "nausea_vomiting": "RF-NAUSEA-VOMITING",
+    "systemic": "RF-SYSTEMIC",
+}
+# Step 3: nonspecific / alternative-diagnosis symptoms -> rule id.
+NONSPECIFIC_SYMPTOMS = {
+    "confusion": "CF-CONFUSION",
+    "delirium": "CF-DELIRIUM",
+    "gross_hematuria": "CF-GROSS-HEMATURIA",
+    "vaginal_discharge": "CF-VAGINAL-SYMPTOMS",
+    "vaginal_itch": "CF-VAGINAL-SYMPTOMS",
+}
+# Step 3: urinary-tract structure/function history -> rule id.
+STRUCTURAL = {
+    "catheter": "CF-CATHETER",
+    "neurogenic_bladder": "CF-NEUROGENIC-BLADDER",
+    "stones": "CF-STONES",
+}
+SECONDARY_SYMPTOMS = ("urgency", "frequency", "suprapubic_pain", "hematuria")
+RECURRENCE = {
+    "relapse_within_4w": "RC-RELAPSE-4W",
+    "recurrent_6m": "RC-RECURRENT-6M",
+    "recurrent_12m": "RC-RECURRENT-12M",
+}
+
+
+def _hit(rule_id: str, detail: str, profile: Profile) -> RuleHit:
+    spec = rule_catalog()[rule_id]
+    return RuleHit(rule_id=rule_id, title=spec.title.format(**profile.params), detail=detail)
+
+
+def _describe(m: DrugMatch, formulary: Formulary, wanted: Iterable[str] = ()) -> str:
+    """'Entresto 49/51 mg BID (sacubitril/valsartan: ARNI)' style evidence."""
+    wanted = set(wanted)
+    names = "/".join(m.ingredients) or "/".join(m.named_classes)
+    cls = [formulary.class_name(c) for c in m.classes if c in wanted]
+    return f"{m.text!r} ({names}{': ' + ', '.join(cls) if cls else ''})"
+
+
+# --- agent exclusions ----------------------------------------------------------
+def _renal_exclusion(agent: str, patient: Patient, profile: Profile) -> Exclusion | None:
+    threshold = profile.renal_exclusion_below.get(agent)
+    if threshold is None:
+        return None
+    low = [(label, v) for label, v in patient.renal_values() if v < threshold]
+    if low:
+        evidence = ", ".join(f"{label} {v:g} mL/min" for label, v in low)
+        return Exclusion(
+            rule_id="EX-RENAL",
+            reason=f"Renal function below {threshold:g} mL/min: inadequate urinary levels and accumulation toxicity.",
+            evidence=evidence,
+            sources=[profile.source],
+        )
+    impaired = patient.renal_function_summary in (RenalFunction.impaired, RenalFunction.failure)
+    if impaired and not patient.renal_values():
+        return Exclusion(
+            rule_id="EX-RENAL",
+            reason=f"Renal function recorded as {patient.renal_function_summary.value} with no eGFR/CrCl to show it is at least {threshold:g} mL/min.",
+            evidence=f"renal_function_summary = {patient.renal_function_summary.value}",
+            sources=[profile.source],
+        )
+    return None
+
+
+def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
+    info = formulary.agents[agent]
+    agent_ingredients = formulary.ingredients_of(info.drug)
+    agent_classes = formulary.classes_of(info.drug)
+    out = []
+    for m in allergies:
+        # A named drug excludes agents sharing an ingredient; a named class
+        # ("sulfa") excludes agents with an ingredient in that class. The
+        # classes of a named drug do not spread: an allergy to one ACE
+        # inhibitor is not an allergy to every drug in its class.
+        shared = agent_ingredients & set(m.ingredients)
+        by_class = agent_classes & set(m.named_classes)
+        if shared or by_class:
+            why = (
+                f"contains {', '.join(sorted(shared))}" if shared
+                else f"is a {', '.join(formulary.class_name(c) for c in sorted(by_class))}"
+            )
+            out.append(
+                Exclusion(
+                    rule_id="EX-ALLERGY",
+                    reason=f"Reported allergy: {info.name} {why}.",
+                    evidence=f"allergy {m.text!r}",
+                    sources=[info.sources[0]],
+                )
+            )
+    return out
+
+
+def _recent_use_exclusion(agent: str, recent: list[DrugMatch], formulary: Formulary, profile: Profile) -> Exclusion | None:
+    info = formulary.agents[agent]
+    exposed = set().union(*(m.ingredients for m in recent)) if recent else set()
+    for product in info.recent_use_excluded_by:
+        # The whole product must have been taken: trimethoprim alone does not
+        # count as TMP-SMX exposure, but TMP-SMX does count as trimethoprim.
+        if formulary.ingredients_of(product) <= exposed:
+            names = [m.text for m in recent if set(m.ingredients) & formulary.ingredients_of(product)]
+            return Exclusion(
+                rule_id="EX-RECENT-USE",
+                reason=f"{formulary.agents[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
+                evidence="recent antibiotics " + ", ".join(repr(n) for n in names),
+                sources=["IDSA/ESCMID 2011 (Gupta et al., Clin Infect Dis 2011;52:e103)"],
+            )
+    return None
+
+
+def _interaction_exclusions(agent: str, patient: Patient, meds: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
+    out = []
+    for rule in formulary.interactions:
+        if agent not in rule.excludes:
+            continue
+        if rule.min_age is not None and patient.age < rule.min_age:
+            continue
+        triggers = [
+            _describe(m, formulary, rule.classes)
+            for m in meds
+            if set(m.ingredients) & set(rule.drugs) or set(m.classes) & set(rule.classes)
+        ]
+        triggers += [f"history.{flag} = true" for flag in rule.flags if getattr(patient.history, flag)]
+        if triggers:
+            age = f"; age {patient.age} (rule applies from {rule.min_age})" if rule.min_age else ""
+            out.append(
+                Exclusion(
+                    rule_id=rule.rule_id,
+                    reason=f"{rule.title}. {rule.advice}",
+                    evidence="; ".join(triggers) + age,
+                    sources=rule.sources,
+                )
+            )
+    return out
+
+
+def evaluate_agents(
+    patient: Patient,
+    profile: Profile,
+    formulary: Formulary,
+    meds: list[DrugMatch],
+    allergies: list[DrugMatch],
+    recent: list[DrugMatch],
+) -> list[AgentEvaluation]:
+    results = []
+    for rank, agent in enumerate(profile.agent_order, start=1):
+        info = formulary.agents[agent]
+        ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
+        if (recent_ex := _recent_use_exclusion(agent, recent, formulary, profile)) is not None:
+            ex.append(recent_ex)
+        if (renal_ex := _renal_exclusion(agent, patient, profile)) is not None:
+            ex.append(renal_ex)
+        if info.g6pd_excluded and patient.history.g6pd_deficiency:
+            ex.append(
+                Exclusion(
+                    rule_id="EX-G6PD",
+                    reason=f"G6PD deficiency: {info.name} can cause hemolytic anemia.",
+                    evidence="history.g6pd_deficiency = true",
+                    sources=[info.sources[0]],
+                )
+            )
+        if patient.age < info.min_age:
+            ex.append(
+                Exclusion(
+                    rule_id="EX-AGE",
+                    reason=f"{info.name} is not established under {info.min_age} years.",
+                    evidence=f"age {patient.age}",
+                    sources=[info.sources[0]],
+                )
+            )
+        ex.extend(_interaction_exclusions(agent, patient, meds, formulary))
+        results.append(AgentEvaluation(agent=agent, rank=rank, exclusions=ex))
+    return results
+
+
+# --- decision steps ------------------------------------------------------------
+def _complicating(patient: Patient, profile: Profile) -> list[tuple[str, str]]:
+    hits: list[tuple[str, str]] = []
+    if patient.sex is Sex.male:
+        hits.append(("CF-MALE", "sex = male"))
+    elif patient.sex is not Sex.female:
+        hits.append(("CF-SEX-UNCONFIRMED", f"sex = {patient.sex.value}"))
+    if patient.pregnant:
+        hits.append(("CF-PREGNANT", "pregnancy_status = pregnant"))
+    if patient.age < profile.min_age:
+        hits.append(("CF-AGE-BELOW-MIN", f"age {patient.age} < {profile.min_age}"))
+    if patient.history.immunocompromised:
+        hits.append(("CF-IMMUNOCOMPROMISED", "history.immunocompromised = true"))
+    for name, rule in STRUCTURAL.items():
+        if getattr(patient.history, name):
+            hits.append((rule, f"history.{name} = true"))
+    renal = []
+    if patient.renal_function_summary in (RenalFunction.impaired, RenalFunction.failure):
+        renal.append(f"renal_function_summary = {patient.renal_function_summary.value}")
+    renal += [
+        f"{label} {v:g} mL/min < {profile.renal_complicating_below:g}"
+        for label, v in patient.renal_values()
+        if v < profile.renal_complicating_below
+    ]
+    if renal:
+        hits.append(("CF-RENAL", "; ".join(renal)))
+    for name, rule in NONSPECIFIC_SYMPTOMS.items():
+        if getattr(patient.symptoms, name):
+            hits.append((rule, f"symptoms.{name} = true"))
+    # vaginal discharge and itch share one rule: report it once with both details.
+    merged: dict[str, str] = {}
+    for rule, detail in hits:
+        merged[rule] = f"{merged[rule]}; {detail}" if rule in merged else detail
+    return list(merged.items())
+
+
+def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation]) -> tuple[Decision, list[tuple[str, str]]]:
+    flags = [(rule, f"red_flags.{f} = true") for f, rule in RED_FLAGS.items() if getattr(patient.red_flags, f)]
+    if flags:
+        return Decision.refer_urgent, flags
+    if patient.asymptomatic_bacteriuria:
+        if patient.pregnant:
+            return Decision.refer_complicated, [("ASB-PREGNANT", "asymptomatic_bacteriuria = true; pregnant")]
+        return Decision.no_antibiotics, [("ASB-NO-TREATMENT", "asymptomatic_bacteriuria = true; not pregnant")]
+    if complicating := _complicating(patient, profile):
+        return Decision.refer_complicated, complicating
+    s = patient.symptoms
+    present = [name for name in SECONDARY_SYMPTOMS if getattr(s, name)]
+    if s.dysuria:
+        criteria = ("SX-DYSURIA", "symptoms.dysuria = true")
+    elif len(present) >= 2:
+        criteria = ("SX-TWO-OR-MORE", "symptoms: " + ", ".join(present))
+    else:
+        detail = "no dysuria; " + (f"only {present[0]}" if present else "no urinary symptoms")
+        return Decision.no_antibiotics, [("SX-CRITERIA-NOT-MET", detail)]
+    recurrence = [(rule, f"recurrence.{f} = true") for f, rule in RECURRENCE.items() if getattr(patient.recurrence, f)]
+    if recurrence:
+        return Decision.refer_recurrence, [criteria, *recurrence]
+    chosen = next((a for a in agents if a.allowed), None)
+    if chosen is None:
+        return Decision.refer_no_safe_option, [criteria, ("TX-NO-SAFE-OPTION", "every agent has at least one exclusion")]
+    return Decision.recommend_treatment, [criteria, ("TX-FIRST-SAFE-AGENT", f"{chosen.agent} (rank {chosen.rank})")]
+
+
+def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], recent: list[DrugMatch], formulary: Formulary) -> list[Flag]:
+    out: list[Flag] = []
+    h = patient.history
+    if h.antibiotics_last_90d and not h.recent_antibiotics:
+        out.append(Flag(code="RECENT-ANTIBIOTIC-UNNAMED", message="Antibiotics taken in the last 90 days but not named: confirm which, since recent use of an agent excludes it."))
+    for label, entries in (("medication", meds), ("allergy", allergies), ("recent antibiotic", recent)):
+        for m in entries:
+            if not m.recognized:
+                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=f"{label.capitalize()} {m.text!r} is not in the formulary: check it by hand for interactions and cross-reactivity."))
+            for fix in m.spelling_corrections:
+                out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    raas = {"acei", "arb", "arni"}
+    if not h.acei_arb_use and any(set(m.classes) & raas for m in meds):
+        out.append(Flag(code="ACEI-ARB-FLAG-MISMATCH", message="The medication list contains an ACE inhibitor, ARB or ARNI although ACEI_ARB_use is false; the medication list was used."))
+    if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and patient.age < 60:
+        out.append(Flag(code="PREGNANCY-UNKNOWN", message="Pregnancy status unknown: confirm before prescribing, since pregnancy is a complicating factor."))
+    if patient.renal_function_summary is RenalFunction.unknown and not patient.renal_values() and patient.age >= 65:
+        out.append(Flag(code="RENAL-UNKNOWN", message="Renal function unknown in a patient 65 or older: nitrofurantoin needs eGFR/CrCl at or above the profile threshold."))
+    return out
+
+
+def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> ProtocolResult:
+    """Run the protocol for one validated patient."""
+    h = patient.history
+    meds = formulary.match_all(h.meds)
+    allergies = formulary.match_all(h.allergies)
+    recent = formulary.match_all(h.recent_antibiotics)
+    agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent)
+    decision, fired = _decide(patient, profile, agents)
+    recommendation = alternatives = None
+    if decision is Decision.recommend_treatment:
+        allowed = [a.agent for a in agents if a.allowed]
+        recommendation = profile.regimen(allowed[0])
+        alternatives = [profile.regimen(a) for a in allowed[1:]]
+    return ProtocolResult(
+        protocol_id=PROTOCOL_ID,
+        protocol_version=PROTOCOL_VERSION,
+        profile_id=profile.id,
+        profile_version=profile.version,
+        decision=decision,
+        rules_fired=[_hit(rule, detail, profile) for rule, detail in fired],
+        agents=agents,
+        recommendation=recommendation,
+        alternatives=alternatives or [],
+        follow_up=profile.follow_up if decision is Decision.recommend_treatment else None,
+        flags=_flags(patient, meds, allergies, recent, formulary),
+        medications=meds,
+        allergies=allergies,
+        recent_antibiotics=recent,
+    )

@@ -1,0 +1,120 @@
+"""Property-based safety invariants over random valid patients."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clinreason import Decision, assess
+
+MEDS = ["Lisinopril 10 mg daily", "Coumadin 2.5mg", "Entresto 49/51 mg BID", "methotrexate 15 mg weekly",
+        "Tikosyn 250 mcg", "HCTZ 25 mg", "spironolactone", "ibuprofen 400 mg", "metformin", "vitamin D", "Hyzaar"]
+ALLERGIES = ["Macrobid (hives)", "sulfa", "Bactrim", "Monurol", "penicillin", "trimethoprim", "latex"]
+RECENT = ["Septra DS", "nitrofurantoin", "ciprofloxacin", "fosfomycin", "trimethoprim"]
+RED_FLAGS = ("fever", "rigors", "flank_pain", "back_pain", "nausea_vomiting", "systemic")
+
+bools = st.booleans()
+
+
+@st.composite
+def patients(draw) -> dict:
+    sex = draw(st.sampled_from(["female", "male", "other", "unknown"]))
+    pregnancy = draw(st.sampled_from(["no", "not_pregnant", "not_applicable", "unknown"] + (["pregnant"] if sex != "male" else [])))
+    symptoms = {k: draw(bools) for k in ("dysuria", "urgency", "frequency", "suprapubic_pain", "hematuria",
+                                         "confusion", "delirium", "gross_hematuria", "vaginal_discharge")}
+    urinary = any(symptoms[k] for k in ("dysuria", "urgency", "frequency", "suprapubic_pain", "hematuria"))
+    recent = draw(st.lists(st.sampled_from(RECENT), max_size=2, unique=True))
+    p = {
+        "age": draw(st.integers(0, 120)),
+        "sex": sex,
+        "pregnancy_status": pregnancy,
+        "renal_function_summary": draw(st.sampled_from(["normal", "impaired", "failure", "unknown"])),
+        "symptoms": symptoms,
+        "red_flags": {k: draw(st.booleans() if draw(st.integers(0, 4)) == 0 else st.just(False)) for k in RED_FLAGS},
+        "history": {
+            "antibiotics_last_90d": bool(recent) or draw(bools),
+            "allergies": draw(st.lists(st.sampled_from(ALLERGIES), max_size=3, unique=True)),
+            "meds": draw(st.lists(st.sampled_from(MEDS), max_size=4, unique=True)),
+            "ACEI_ARB_use": draw(bools),
+            "catheter": draw(st.booleans() if draw(st.integers(0, 3)) == 0 else st.just(False)),
+            "stones": False,
+            "immunocompromised": False,
+            "g6pd_deficiency": draw(bools),
+            "recent_antibiotics": recent,
+        },
+        "recurrence": {"relapse_within_4w": draw(bools), "recurrent_6m": False, "recurrent_12m": False},
+        "locale_code": "CA-ON",
+        "asymptomatic_bacteriuria": (not urinary) and draw(bools),
+    }
+    egfr = draw(st.none() | st.floats(0, 150, allow_nan=False))
+    if egfr is not None:
+        p["egfr_mL_min"] = egfr
+    return p
+
+
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(patients())
+def test_deterministic(p):
+    first = assess(p, mode="deterministic").model_dump(mode="json")
+    assert assess(p, mode="deterministic").model_dump(mode="json") == first
+
+
+@FAST
+@given(patients())
+def test_recommended_agent_never_carries_an_exclusion(p):
+    a = assess(p, mode="deterministic")
+    if a.recommendation is not None:
+        assert a.decision is Decision.recommend_treatment
+        assert a.protocol.agent(a.recommendation.agent).exclusions == []
+        # and it is the most preferred allowed agent
+        assert a.recommendation.agent == a.protocol.allowed_agents[0]
+    else:
+        assert a.decision is not Decision.recommend_treatment
+
+
+@FAST
+@given(patients(), st.sampled_from(RED_FLAGS))
+def test_any_red_flag_refers_urgently(p, flag):
+    p["red_flags"][flag] = True
+    assert assess(p, mode="deterministic").decision is Decision.refer_urgent
+
+
+@FAST
+@given(patients())
+def test_male_or_pregnant_never_treated(p):
+    a = assess(p, mode="deterministic")
+    if p["sex"] == "male" or p["pregnancy_status"] == "pregnant":
+        assert a.decision is not Decision.recommend_treatment
+        assert a.recommendation is None
+
+
+@FAST
+@given(patients(), st.randoms(use_true_random=False))
+def test_order_of_meds_and_allergies_does_not_matter(p, rnd):
+    before = assess(p, mode="deterministic")
+    for key in ("meds", "allergies", "recent_antibiotics"):
+        rnd.shuffle(p["history"][key])
+    after = assess(p, mode="deterministic")
+    assert after.decision == before.decision
+    assert after.recommendation == before.recommendation
+    excl = lambda a: {ev.agent: sorted(x.rule_id for x in ev.exclusions) for ev in a.protocol.agents}  # noqa: E731
+    assert excl(after) == excl(before)
+
+
+@FAST
+@given(patients())
+def test_interacting_drugs_always_exclude(p):
+    a = assess(p, mode="deterministic")
+    meds = " ".join(p["history"]["meds"]).lower()
+    allowed = set(a.protocol.allowed_agents)
+    if "coumadin" in meds:
+        assert "tmp_smx" not in allowed
+    if "methotrexate" in meds or "tikosyn" in meds or "lisinopril" in meds or "entresto" in meds or p["history"]["ACEI_ARB_use"]:
+        assert not {"tmp_smx", "trimethoprim"} & allowed
+    if p["age"] < 18:
+        assert "fosfomycin" not in allowed
+    if p["history"]["g6pd_deficiency"]:
+        assert not {"nitrofurantoin", "tmp_smx"} & allowed

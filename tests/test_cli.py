@@ -1,0 +1,63 @@
+"""The `clinreason` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_patient
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clinreason.cli", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_sample_json_output():
+    r = cli("assess", "--sample", "raas-nitrofurantoin-allergy", "--mode", "deterministic", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["decision"] == "recommend_treatment"
+    assert data["recommendation"]["agent"] == "fosfomycin"
+    assert data["recommendation"]["dose"] == "3 g"
+
+
+def test_human_output_names_decision_and_exclusions():
+    r = cli("assess", "--sample", "warfarin", "--mode", "deterministic")
+    assert r.returncode == 0, r.stderr
+    assert "recommend_treatment" in r.stdout and "EX-WARFARIN" in r.stdout
+
+
+def test_file_input_and_out_dir(tmp_path: Path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"name": "wrapped like utiplayground", "patient": make_patient(red_flags={"fever": True})}))
+    r = cli("assess", str(f), "--mode", "deterministic", "--out", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "out" / "assessment.json").read_text())
+    assert saved["decision"] == "refer_urgent"
+
+
+def test_bad_input_exits_2_with_field_errors(tmp_path: Path):
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(make_patient(age=300, sex="male", pregnancy_status="pregnant")))
+    r = cli("assess", str(f), "--mode", "deterministic")
+    assert r.returncode == 2
+    assert "age" in r.stderr and "pregnancy_status" in r.stderr
+
+
+def test_malformed_json_exits_2(tmp_path: Path):
+    f = tmp_path / "bad.json"
+    f.write_text("{not json")
+    r = cli("assess", str(f))
+    assert r.returncode == 2 and "not valid JSON" in r.stderr
+
+
+def test_unknown_sample_exits_2():
+    r = cli("assess", "--sample", "nope")
+    assert r.returncode == 2 and "uncomplicated" in r.stderr
+
+
+def test_samples_listed():
+    r = cli("samples")
+    assert r.returncode == 0 and "no-safe-option" in r.stdout
