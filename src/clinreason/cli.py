@@ -131,6 +131,109 @@ def assess_cmd(
             out.print(f"[dim]wrote {out_dir / 'assessment.json'}[/]")
 
 
+kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base: build the index, search, show chunks.")
+app.add_typer(kb_app, name="kb")
+
+
+def _progress_index(force: bool = False):
+    """Open (and if needed build) the index with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from clinreason.config import get_settings
+    from clinreason.knowledge.chunking import all_chunks
+    from clinreason.knowledge.index import KnowledgeIndex
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
+        opening = bar.add_task("opening index", total=None)
+        index = KnowledgeIndex(all_chunks(), get_settings())
+        bar.remove_task(opening)
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            label = {"compare": "unchanged chunks", "embed": "embedding chunks"}[stage]
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(label, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        report = index.build(progress, force=force) if force or not index.is_current else None
+    return index, report
+
+
+@kb_app.command("build")
+def kb_build(force: Annotated[bool, typer.Option("--force", help="Re-embed every chunk.")] = False) -> None:
+    """Build or update the index (incremental: unchanged chunks are not embedded again)."""
+    index, report = _progress_index(force)
+    if report is None:
+        out.print(f"index is current: {len(index.chunks)} chunks, kb version {index.version}")
+    else:
+        out.print(
+            f"kb version {report.kb_version}: {report.total} chunks, {report.embedded} embedded, "
+            f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s"
+        )
+
+
+@kb_app.command("search")
+def kb_search(
+    query: Annotated[str, typer.Argument(help="Question or keywords.")],
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    kind: Annotated[list[str] | None, typer.Option(help="policy | monograph | guideline (repeatable).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(help="nitrofurantoin | tmp_smx | trimethoprim | fosfomycin (repeatable).")] = None,
+    jurisdiction: Annotated[list[str] | None, typer.Option(help="e.g. CA-ON, CA, UK, US, INTL (repeatable).")] = None,
+    method: Annotated[str, typer.Option(help="hybrid | bm25 | dense.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search the knowledge base."""
+    filters = {key: v for key, v in (("kind", kind), ("agent", agent), ("jurisdiction", jurisdiction)) if v}
+    index, _ = _progress_index()
+    from clinreason.knowledge.retrieval import Passage
+
+    try:
+        hits = index.search(query, k, filters, method)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    passages = [Passage.from_chunk(index.by_id[cid], score) for cid, score in hits]
+    if as_json:
+        sys.stdout.write(json.dumps([p.model_dump() for p in passages], indent=2) + "\n")
+        return
+    if not passages:
+        out.print("no passages match")
+    for rank, p in enumerate(passages, 1):
+        out.print(f"[bold]{rank}. {p.chunk_id}[/]  [dim]score {p.score:.4f} | {p.kind} | {p.title}[/]")
+        out.print(f"   {p.text[:300]}{'...' if len(p.text) > 300 else ''}")
+
+
+@kb_app.command("show")
+def kb_show(chunk_id: Annotated[str, typer.Argument(help="e.g. monograph-nitrofurantoin#renal-function")], as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print one chunk in full, with its source and version."""
+    from clinreason.knowledge.retrieval import get_chunk
+
+    try:
+        c = get_chunk(chunk_id)
+    except KeyError as exc:
+        err.print(f"[red]error:[/] {exc.args[0]}; try `clinreason kb search`")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if as_json:
+        sys.stdout.write(c.model_dump_json(indent=2) + "\n")
+        return
+    out.print(Panel(c.text, title=f"{c.id}", subtitle=f"{c.kind} | {c.jurisdiction} | version {c.version}"))
+    out.print(f"[bold]{c.title}[/] / {c.section}\n[dim]source:[/] {c.source}\n[dim]content hash:[/] {c.content_hash}")
+
+
+@kb_app.command("eval")
+def kb_eval(k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5) -> None:
+    """Recall@k and MRR of BM25, dense and hybrid retrieval on the labelled questions."""
+    from clinreason.knowledge.evaluation import evaluate_all
+
+    index, _ = _progress_index()
+    table = Table(title=f"Retrieval on labelled pharmacist questions (k={k})")
+    for col in ("method", f"recall@{k}", "MRR", f"hit@{k}", "questions"):
+        table.add_column(col)
+    for m in evaluate_all(index, k):
+        table.add_row(m.method, f"{m.recall:.3f}", f"{m.mrr:.3f}", f"{m.hit_rate:.3f}", str(m.n))
+    out.print(table)
+
+
 @app.command("samples")
 def samples_cmd() -> None:
     """List the bundled sample patients."""

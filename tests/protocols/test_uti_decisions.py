@@ -162,3 +162,19 @@ def test_output_names_protocol_and_profile_versions():
     p = run().protocol
     assert (p.protocol_id, p.profile_id) == ("uti-cystitis", "CA-ON")
     assert p.protocol_version and p.profile_version
+
+
+@pytest.mark.parametrize("med", ["tacrolimus 2 mg BID", "Prograf", "CellCept 500 mg", "Humira pen"])
+def test_immunosuppressant_in_med_list_means_immunocompromised(med):
+    # The flag was left false, but a transplant or biologic drug makes the
+    # infection complicated all the same; the evidence names the drug.
+    a = run(history={"meds": [med], "immunocompromised": False})
+    assert a.decision is Decision.refer_complicated
+    hit = next(r for r in a.protocol.rules_fired if r.rule_id == "CF-IMMUNOCOMPROMISED")
+    assert med in hit.detail
+
+
+def test_low_dose_methotrexate_alone_is_not_read_as_immunocompromise():
+    a = run(history={"meds": ["methotrexate 15 mg weekly"]})
+    assert a.decision is Decision.recommend_treatment
+    assert a.recommendation.agent == "nitrofurantoin"

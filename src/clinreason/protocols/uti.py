@@ -47,6 +47,7 @@ STRUCTURAL = {
     "neurogenic_bladder": "CF-NEUROGENIC-BLADDER",
     "stones": "CF-STONES",
 }
+IMMUNOSUPPRESSANT = "immunosuppressant"
 SECONDARY_SYMPTOMS = ("urgency", "frequency", "suprapubic_pain", "hematuria")
 RECURRENCE = {
     "relapse_within_4w": "RC-RELAPSE-4W",
@@ -204,7 +205,7 @@ def evaluate_agents(
 
 
 # --- decision steps ------------------------------------------------------------
-def _complicating(patient: Patient, profile: Profile) -> list[tuple[str, str]]:
+def _complicating(patient: Patient, profile: Profile, meds: list[DrugMatch]) -> list[tuple[str, str]]:
     hits: list[tuple[str, str]] = []
     if patient.sex is Sex.male:
         hits.append(("CF-MALE", "sex = male"))
@@ -214,8 +215,12 @@ def _complicating(patient: Patient, profile: Profile) -> list[tuple[str, str]]:
         hits.append(("CF-PREGNANT", "pregnancy_status = pregnant"))
     if patient.age < profile.min_age:
         hits.append(("CF-AGE-BELOW-MIN", f"age {patient.age} < {profile.min_age}"))
-    if patient.history.immunocompromised:
-        hits.append(("CF-IMMUNOCOMPROMISED", "history.immunocompromised = true"))
+    # An immunosuppressant in the med list means immunocompromise even when the
+    # flag was left false (conservative reading; the evidence names the drug).
+    immuno = ["history.immunocompromised = true"] if patient.history.immunocompromised else []
+    immuno += [f"medication {m.text!r} (immunosuppressant)" for m in meds if IMMUNOSUPPRESSANT in m.classes]
+    if immuno:
+        hits.append(("CF-IMMUNOCOMPROMISED", "; ".join(immuno)))
     for name, rule in STRUCTURAL.items():
         if getattr(patient.history, name):
             hits.append((rule, f"history.{name} = true"))
@@ -239,7 +244,7 @@ def _complicating(patient: Patient, profile: Profile) -> list[tuple[str, str]]:
     return list(merged.items())
 
 
-def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation]) -> tuple[Decision, list[tuple[str, str]]]:
+def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation], meds: list[DrugMatch]) -> tuple[Decision, list[tuple[str, str]]]:
     flags = [(rule, f"red_flags.{f} = true") for f, rule in RED_FLAGS.items() if getattr(patient.red_flags, f)]
     if flags:
         return Decision.refer_urgent, flags
@@ -247,7 +252,7 @@ def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation]) -
         if patient.pregnant:
             return Decision.refer_complicated, [("ASB-PREGNANT", "asymptomatic_bacteriuria = true; pregnant")]
         return Decision.no_antibiotics, [("ASB-NO-TREATMENT", "asymptomatic_bacteriuria = true; not pregnant")]
-    if complicating := _complicating(patient, profile):
+    if complicating := _complicating(patient, profile, meds):
         return Decision.refer_complicated, complicating
     s = patient.symptoms
     present = [name for name in SECONDARY_SYMPTOMS if getattr(s, name)]
@@ -295,7 +300,7 @@ def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> Prot
     allergies = formulary.match_all(h.allergies)
     recent = formulary.match_all(h.recent_antibiotics)
     agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent)
-    decision, fired = _decide(patient, profile, agents)
+    decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
     if decision is Decision.recommend_treatment:
         allowed = [a.agent for a in agents if a.allowed]

@@ -1,0 +1,224 @@
+"""Hybrid index over knowledge-base chunks: Chroma (dense) + BM25 (lexical), fused.
+
+Chroma is the embedded persistent client under the data dir, or a Chroma
+server when `CLINREASON_CHROMA_URL` is set. Collections never get an
+embedding function (Chroma would download its default model): vectors come
+from our own offline MiniLM embedder. Builds are incremental: a chunk whose
+content hash is unchanged is not embedded again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from clinreason.config import Settings
+from clinreason.knowledge.chunking import Chunk, kb_version
+from clinreason.knowledge.corpus import KINDS
+from clinreason.knowledge.embeddings import Embedder, model_id
+from clinreason.knowledge.query import expand_query
+
+FILTER_KEYS = ("kind", "agent", "jurisdiction", "doc_id")
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+# At most this many passages from one document in a hybrid top-k, so the rule,
+# the monograph and the guideline can all appear (measured on the eval set).
+MAX_PER_DOC = 3
+Filters = Mapping[str, str | Sequence[str]]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    kb_version: str
+    total: int
+    embedded: int
+    removed: int
+    unchanged: int
+    seconds: float
+
+
+def _values(v: str | Sequence[str]) -> list[str]:
+    return [v] if isinstance(v, str) else list(v)
+
+
+def check_filters(filters: Filters | None, agent_ids: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Normalise filters to lists; unknown keys, kinds or agents are errors, not empty results."""
+    if not filters:
+        return {}
+    unknown = set(filters) - set(FILTER_KEYS)
+    if unknown:
+        raise ValueError(f"unknown filter key(s) {sorted(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
+    out = {k: _values(v) for k, v in filters.items()}
+    allowed = {"kind": KINDS, "agent": tuple(agent_ids)}
+    for key, choices in allowed.items():
+        bad = [v for v in out.get(key, []) if v not in choices]
+        if bad and choices:
+            raise ValueError(f"unknown {key} {bad}; choose from {', '.join(choices)}")
+    return out
+
+
+def chroma_where(filters: dict[str, list[str]]) -> dict[str, Any] | None:
+    clauses: list[dict[str, Any]] = []
+    for key, values in filters.items():
+        if key == "agent":
+            ors = [{f"agent_{a}": True} for a in values]
+            clauses.append(ors[0] if len(ors) == 1 else {"$or": ors})
+        else:
+            clauses.append({key: {"$in": values}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def chunk_matches(chunk: Chunk, filters: dict[str, list[str]]) -> bool:
+    for key, values in filters.items():
+        if key == "agent":
+            if not set(values) & set(chunk.agents):
+                return False
+        elif getattr(chunk, key) not in values:
+            return False
+    return True
+
+
+def _metadata(c: Chunk, agent_ids: Sequence[str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "doc_id": c.doc_id, "kind": c.kind, "jurisdiction": c.jurisdiction,
+        "content_hash": c.content_hash, "version": c.version,
+    }
+    meta.update({f"agent_{a}": a in c.agents for a in agent_ids})
+    return meta
+
+
+def make_chroma_client(settings: Settings) -> Any:
+    import chromadb  # ~1 s import: only when the index is opened
+
+    chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        return chromadb.HttpClient(
+            host=url.hostname or "localhost", port=url.port or 8000, ssl=url.scheme == "https", settings=chroma_settings
+        )
+    path = settings.index_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+class KnowledgeIndex:
+    def __init__(self, chunks: Sequence[Chunk], settings: Settings, embedder: Embedder | None = None, agent_ids: Sequence[str] = ()):
+        self.chunks = list(chunks)
+        self.by_id = {c.id: c for c in self.chunks}
+        self.settings = settings
+        self.embedder = embedder or Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
+        self.agent_ids = list(agent_ids) or sorted({a for c in self.chunks for a in c.agents})
+        self.version = kb_version(self.chunks)
+        self._client = make_chroma_client(settings)
+        self.collection = self._client.get_or_create_collection(
+            settings.chroma_collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+        self._bm25: Any = None
+        self._stemmer: Any = None
+
+    # --- building -----------------------------------------------------------
+    @property
+    def is_current(self) -> bool:
+        meta = self.collection.metadata or {}
+        return meta.get("kb_version") == self.version and meta.get("model") == model_id()
+
+    def build(self, progress: Progress | None = None, force: bool = False) -> BuildReport:
+        """Bring the vector store in line with the chunks; embed only what changed."""
+        t0 = time.perf_counter()
+        existing = self.collection.get(include=["metadatas"])
+        old = {i: (m or {}).get("content_hash") for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=False)}
+        same_model = (self.collection.metadata or {}).get("model") == model_id()
+        todo = [c for c in self.chunks if force or not same_model or old.get(c.id) != c.content_hash]
+        stale = [i for i in old if i not in self.by_id]
+        if progress:
+            progress("compare", len(self.chunks) - len(todo), len(self.chunks))
+        if stale:
+            self.collection.delete(ids=stale)
+        if todo:
+            vectors = self.embedder.embed_passages(
+                [c.embed_text for c in todo], progress=(lambda done, total: progress("embed", done, total)) if progress else None
+            )
+            for start in range(0, len(todo), 1000):  # Chroma caps batch sizes
+                part = todo[start : start + 1000]
+                self.collection.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=vectors[start : start + len(part)].tolist(),
+                    documents=[c.text for c in part],
+                    metadatas=[_metadata(c, self.agent_ids) for c in part],
+                )
+        self.collection.modify(metadata={"kb_version": self.version, "model": model_id()})
+        return BuildReport(self.version, len(self.chunks), len(todo), len(stale), len(self.chunks) - len(todo), time.perf_counter() - t0)
+
+    def ensure_built(self, progress: Progress | None = None) -> BuildReport | None:
+        return None if self.is_current else self.build(progress)
+
+    # --- lexical ------------------------------------------------------------
+    def _bm25_index(self) -> Any:
+        if self._bm25 is None:
+            import bm25s
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer("english")
+            tokens = bm25s.tokenize([c.embed_text for c in self.chunks], stopwords="en", stemmer=self._stemmer, show_progress=False)
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(tokens, show_progress=False)
+        return self._bm25
+
+    def bm25(self, query: str, n: int, filters: dict[str, list[str]] | None = None) -> list[tuple[str, float]]:
+        import bm25s
+
+        index = self._bm25_index()
+        q = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
+        if not q or not q[0]:
+            return []
+        mask = None
+        if filters:
+            mask = np.array([chunk_matches(c, filters) for c in self.chunks], dtype=np.float32)
+            if not mask.any():
+                return []
+        n = min(n, len(self.chunks))
+        docs, scores = index.retrieve([q[0]], k=n, show_progress=False, weight_mask=mask, n_threads=1)
+        return [(self.chunks[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+    # --- dense --------------------------------------------------------------
+    def dense(self, query: str, n: int, filters: dict[str, list[str]] | None = None) -> list[tuple[str, float]]:
+        vec = self.embedder.embed_query(query)
+        res = self.collection.query(
+            query_embeddings=[vec.tolist()], n_results=min(n, len(self.chunks)), where=chroma_where(filters or {}),
+            include=["distances"],
+        )
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    # --- hybrid -------------------------------------------------------------
+    def search(self, query: str, k: int = 5, filters: Filters | None = None, method: str = "hybrid") -> list[tuple[str, float]]:
+        """Top-k (chunk id, score). method: hybrid (RRF of both), bm25 or dense."""
+        f = check_filters(filters, self.agent_ids)
+        query = expand_query(query)
+        pool = max(4 * k, 20)
+        if method == "bm25":
+            return self.bm25(query, k, f)[:k]
+        if method == "dense":
+            return self.dense(query, k, f)[:k]
+        if method != "hybrid":
+            raise ValueError(f"method must be hybrid, bm25 or dense, got {method!r}")
+        fused: dict[str, float] = {}
+        for ranking in (self.bm25(query, pool, f), self.dense(query, pool, f)):
+            for rank, (cid, _) in enumerate(ranking, start=1):
+                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+        out: list[tuple[str, float]] = []
+        per_doc: dict[str, int] = {}
+        for cid, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])):
+            doc = self.by_id[cid].doc_id
+            if per_doc.get(doc, 0) < MAX_PER_DOC:
+                per_doc[doc] = per_doc.get(doc, 0) + 1
+                out.append((cid, score))
+                if len(out) == k:
+                    break
+        return out

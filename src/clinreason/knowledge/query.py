@@ -1,0 +1,68 @@
+"""Query expansion through the formulary.
+
+Pharmacists type brand names ("Septra", "Entresto") and lay words ("burning");
+the passages use generic and clinical terms. Each drug the formulary finds in
+the query adds its generic ingredient names and class names; each lay phrase
+in data/lay_terms.toml adds its clinical term. The original words are kept,
+so expansion can only add evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import cache
+from importlib import resources
+
+from clinreason.knowledge.formulary import load_formulary, tokens
+from clinreason.protocols.profile import load_profile
+
+_AGE = re.compile(r"\b(\d{1,3})[- ]?(?:years?[- ]old|year|yrs?|yo|y/o)\b", re.IGNORECASE)
+_RENAL = re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\D{0,12}(\d{1,3})", re.IGNORECASE)
+
+
+@cache
+def _lay_terms() -> list[tuple[tuple[str, ...], str]]:
+    raw = tomllib.loads(resources.files("clinreason.knowledge.data").joinpath("lay_terms.toml").read_text("utf-8"))
+    return [(tokens(phrase), clinical) for clinical, phrases in raw["terms"].items() for phrase in phrases]
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+
+
+def _numbers(query: str, profile_id: str = "CA-ON") -> list[str]:
+    """Ages and kidney-function values compared with the profile's own thresholds."""
+    profile = load_profile(profile_id)
+    out = []
+    for m in _AGE.finditer(query):
+        age = int(m.group(1))
+        if age < profile.min_age:
+            out.append(f"age below {profile.min_age} complicating factor")
+        if age < 18:
+            out.append("under 18 age limit")
+        if age >= 65:
+            out.append("older adults 65 and older")
+    for m in _RENAL.finditer(query):
+        value = int(m.group(1))
+        if value < profile.renal_complicating_below:
+            out.append(f"renal dysfunction below {profile.renal_complicating_below:g} mL/min")
+    return out
+
+
+@cache
+def expand_query(query: str) -> str:
+    formulary = load_formulary()
+    words = tokens(query)
+    extra: list[str] = []
+    match = formulary.match(query)
+    for drug in match.drugs:
+        extra += [i.replace("_", " ") for i in formulary.ingredients_of(drug)]
+        if drug in formulary.agents:
+            extra.append(formulary.agents[drug].name)
+    extra += [formulary.class_name(c) for c in match.classes]
+    extra += [clinical for phrase, clinical in _lay_terms() if _contains(words, phrase)]
+    extra += _numbers(query)
+    new = [e for e in dict.fromkeys(extra) if not set(tokens(e)) <= set(words)]
+    return f"{query} ({'; '.join(new)})" if new else query
