@@ -221,16 +221,22 @@ def kb_show(chunk_id: Annotated[str, typer.Argument(help="e.g. monograph-nitrofu
 
 
 @kb_app.command("eval")
-def kb_eval(k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5) -> None:
-    """Recall@k and MRR of BM25, dense and hybrid retrieval on the labelled questions."""
-    from clinreason.knowledge.evaluation import evaluate_all
+def kb_eval(
+    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
+    which: Annotated[str, typer.Option("--set", help="dev | holdout")] = "dev",
+) -> None:
+    """Recall@k, capped recall@k, MRR and hit@k of BM25, dense and hybrid retrieval on labelled questions."""
+    from clinreason.knowledge.evaluation import SETS, evaluate_all
 
+    if which not in SETS:
+        err.print(f"[red]error:[/] --set must be one of {', '.join(SETS)}")
+        raise typer.Exit(EXIT_BAD_INPUT)
     index, _ = _progress_index()
-    table = Table(title=f"Retrieval on labelled pharmacist questions (k={k})")
-    for col in ("method", f"recall@{k}", "MRR", f"hit@{k}", "questions"):
+    table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
+    for col in ("method", f"recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", "questions"):
         table.add_column(col)
-    for m in evaluate_all(index, k):
-        table.add_row(m.method, f"{m.recall:.3f}", f"{m.mrr:.3f}", f"{m.hit_rate:.3f}", str(m.n))
+    for m in evaluate_all(index, k, which):
+        table.add_row(m.method, f"{m.recall:.3f}", f"{m.capped_recall:.3f}", f"{m.mrr:.3f}", f"{m.hit_rate:.3f}", str(m.n))
     out.print(table)
 
 

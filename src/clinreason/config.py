@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,9 +24,39 @@ class Settings(BaseSettings):
     )
     chroma_collection: str = "clinreason-kb"
 
+    # --- agents ---------------------------------------------------------------
+    agent_backend: Literal["rules", "llm"] = Field(default="rules", description="rules = offline default; llm = OpenAI-compatible server.")
+    max_rounds: int = Field(default=3, ge=1, le=10, description="Doctor/pharmacist rounds before escalating to a human.")
+    # Shared LLM defaults; each agent may override model, base URL and key.
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    doctor_model: str | None = None
+    doctor_base_url: str | None = None
+    doctor_api_key: SecretStr | None = None
+    pharmacist_model: str | None = None
+    pharmacist_base_url: str | None = None
+    pharmacist_api_key: SecretStr | None = None
+    llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")
+    llm_max_retries: int = Field(default=2, ge=0, le=5, description="Retries on timeouts, 429 and 5xx before falling back.")
+    llm_structured_method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema"
+
+    # --- persistence and tracing -------------------------------------------------
+    database_url: str | None = Field(
+        default=None, description="postgresql://... for the checkpointer and assessment store; unset = SQLite under data_dir."
+    )
+    weave_project: str | None = Field(default=None, description="W&B Weave project; tracing is on only when set.")
+
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    def llm_for(self, agent: str) -> tuple[str, str | None, str | None]:
+        """(model, base_url, api_key) for the doctor or the pharmacist."""
+        model = getattr(self, f"{agent}_model") or self.llm_model
+        base_url = getattr(self, f"{agent}_base_url") or self.llm_base_url
+        key = getattr(self, f"{agent}_api_key") or self.llm_api_key
+        return model, base_url, key.get_secret_value() if key else None
 
 
 @cache

@@ -72,20 +72,35 @@ def test_retrieve_returns_cited_passages(kb_index):
         retrieve("   ")
 
 
-def test_cached_queries_never_import_torch(kb_index):
-    query = "is fosfomycin safe under 18"
-    retrieve(query, k=3)  # embeds once and stores the vector on disk
-    code = (
-        "import sys, json\n"
-        "from clinreason.knowledge.retrieval import retrieve, get_index\n"
-        f"ids = [p.chunk_id for p in retrieve({query!r}, k=3)]\n"
-        "print(json.dumps({'ids': ids, 'torch': 'torch' in sys.modules,"
-        " 'st': 'sentence_transformers' in sys.modules, 'loads': get_index().embedder.model_loads}))\n"
-    )
+def _run_isolated(code: str) -> dict:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
-    result = json.loads(r.stdout.strip().splitlines()[-1])
-    assert result == {"ids": [p.chunk_id for p in retrieve(query, k=3)], "torch": False, "st": False, "loads": 0}
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_cached_query_embeddings_never_import_torch(kb_index):
+    query = "is fosfomycin safe under 18"
+    expected = kb_index.search(query, 3)  # embeds once; the vector is stored on disk
+    result = _run_isolated(
+        "import sys, json\n"
+        "from clinreason.knowledge.retrieval import get_index\n"
+        f"hits = get_index().search({query!r}, 3)\n"
+        "print(json.dumps({'ids': [c for c, _ in hits], 'torch': 'torch' in sys.modules,"
+        " 'st': 'sentence_transformers' in sys.modules, 'loads': get_index().embedder.model_loads}))\n"
+    )
+    assert result == {"ids": [c for c, _ in expected], "torch": False, "st": False, "loads": 0}
+
+
+def test_cached_retrievals_need_neither_chroma_nor_torch(kb_index):
+    query = "nitrofurantoin and kidney function"
+    expected = [p.chunk_id for p in retrieve(query, k=4, filters={"kind": "monograph"})]
+    result = _run_isolated(
+        "import sys, json\n"
+        "from clinreason.knowledge.retrieval import retrieve\n"
+        f"ids = [p.chunk_id for p in retrieve({query!r}, k=4, filters={{'kind': 'monograph'}})]\n"
+        "print(json.dumps({'ids': ids, 'chroma': 'chromadb' in sys.modules, 'torch': 'torch' in sys.modules}))\n"
+    )
+    assert result == {"ids": expected, "chroma": False, "torch": False}
 
 
 def _free_port() -> int:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sqlite3
 import threading
 from functools import cache
+from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
 from clinreason.config import Settings, get_settings
-from clinreason.knowledge.chunking import Chunk, all_chunks
+from clinreason.knowledge.chunking import Chunk, all_chunks, kb_version
+from clinreason.knowledge.embeddings import model_id
+from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.index import Filters, KnowledgeIndex, Progress
+
+# Bump when ranking code changes in a way the data hashes cannot see.
+RETRIEVAL_ALGO = "rrf60-cap3-expand1"
 
 
 class Passage(BaseModel):
@@ -51,14 +60,85 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
     return index
 
 
-def retrieve(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None) -> list[Passage]:
-    """Top-k passages for a question. filters: kind, agent, jurisdiction, doc_id (str or list)."""
+@cache
+def retrieval_fingerprint() -> str:
+    """Everything a ranking depends on: chunks, model, formulary, lay terms, algorithm."""
+    lay = resources.files("clinreason.knowledge.data").joinpath("lay_terms.toml").read_bytes()
+    parts = (kb_version(all_chunks()), model_id(), load_formulary().version, hashlib.sha256(lay).hexdigest(), RETRIEVAL_ALGO)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+class ResultCache:
+    """(fingerprint, query, k, filters, method) -> ranked chunk ids, in sqlite.
+
+    A warm or cold process whose searches were all seen before neither opens
+    Chroma nor imports torch; the fingerprint makes stale entries unreachable.
+    """
+
+    def __init__(self, settings: Settings):
+        path = settings.data_dir / "cache" / "retrieval.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS r (key TEXT PRIMARY KEY, hits TEXT)")
+        self._db.commit()
+        self._mem: dict[str, list[tuple[str, float]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(query: str, k: int, filters: Filters | None, method: str) -> str:
+        f = {key: sorted([v] if isinstance(v, str) else v) for key, v in sorted((filters or {}).items())}
+        return json.dumps([retrieval_fingerprint(), query, k, f, method], separators=(",", ":"))
+
+    def get(self, key: str) -> list[tuple[str, float]] | None:
+        if key in self._mem:
+            return self._mem[key]
+        with self._lock:
+            row = self._db.execute("SELECT hits FROM r WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        hits = [(c, s) for c, s in json.loads(row[0])]
+        self._mem[key] = hits
+        return hits
+
+    def put(self, key: str, hits: list[tuple[str, float]]) -> None:
+        self._mem[key] = hits
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO r VALUES (?, ?)", (key, json.dumps(hits)))
+            self._db.commit()
+
+
+_caches: dict[str, ResultCache] = {}
+
+
+def _result_cache(settings: Settings) -> ResultCache:
+    with _lock:
+        cache_ = _caches.get(str(settings.data_dir))
+        if cache_ is None:
+            cache_ = _caches[str(settings.data_dir)] = ResultCache(settings)
+    return cache_
+
+
+def search_ids(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None) -> list[tuple[str, float]]:
+    """Ranked (chunk id, score), served from the result cache when seen before."""
     if not query.strip():
         raise ValueError("query must not be empty")
     if k < 1:
         raise ValueError("k must be at least 1")
-    index = get_index(settings)
-    return [Passage.from_chunk(index.by_id[cid], score) for cid, score in index.search(query, k, filters, method)]
+    settings = settings or get_settings()
+    results = _result_cache(settings)
+    key = results.key(query, k, filters, method)
+    hits = results.get(key)
+    if hits is None:
+        hits = get_index(settings).search(query, k, filters, method)
+        results.put(key, hits)
+    return hits
+
+
+def retrieve(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None) -> list[Passage]:
+    """Top-k passages for a question. filters: kind, agent, jurisdiction, doc_id (str or list)."""
+    chunks = chunk_by_id()
+    return [Passage.from_chunk(chunks[cid], score) for cid, score in search_ids(query, k, filters, method=method, settings=settings)]
 
 
 @cache

@@ -1,0 +1,65 @@
+"""The case as the agents see it: patient, protocol result and retrieved passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from clinreason.knowledge.chunking import Chunk
+from clinreason.knowledge.corpus import rule_chunk_id
+from clinreason.knowledge.formulary import Formulary, load_formulary
+from clinreason.protocols.patient import Patient
+from clinreason.protocols.profile import Profile, load_profile
+from clinreason.protocols.result import Exclusion, ProtocolResult
+
+
+# Exclusions whose monograph passage is a fixed section (interaction passages
+# are found by the rule id they state).
+RULE_MONOGRAPH_SECTION = {
+    "EX-RENAL": "renal-function",
+    "EX-G6PD": "g6pd-deficiency",
+    "EX-AGE": "age-limits",
+    "EX-ALLERGY": "allergy-and-recent-use",
+    "EX-RECENT-USE": "allergy-and-recent-use",
+}
+
+
+def monograph_doc(agent: str) -> str:
+    return f"monograph-{agent.replace('_', '-')}"
+
+
+@dataclass
+class CaseContext:
+    patient: Patient
+    protocol: ProtocolResult
+    passages: dict[str, Chunk]  # retrieved chunks by id: the only citable evidence
+    max_rounds: int = 3
+    formulary: Formulary = field(default_factory=load_formulary)
+
+    @cached_property
+    def profile(self) -> Profile:
+        return load_profile(self.protocol.profile_id)
+
+    def agent_name(self, agent: str) -> str:
+        return self.formulary.agents[agent].name
+
+    def cite(self, *chunk_ids: str) -> list[str]:
+        """Only ids that were retrieved; a citation must resolve to a passage."""
+        return [c for c in chunk_ids if c in self.passages]
+
+    def rule_citation(self, rule_id: str) -> list[str]:
+        return self.cite(rule_chunk_id(rule_id, self.protocol.profile_id))
+
+    def monograph_section(self, agent: str, contains: str) -> list[str]:
+        """Retrieved monograph sections of an agent whose id contains a slug fragment."""
+        prefix = monograph_doc(agent) + "#"
+        return [cid for cid in self.passages if cid.startswith(prefix) and contains in cid]
+
+    def exclusion_citations(self, agent: str, ex: Exclusion) -> list[str]:
+        """The policy rule chunk plus the agent's monograph section for that rule."""
+        section = RULE_MONOGRAPH_SECTION.get(ex.rule_id)
+        if section:
+            monograph = self.cite(f"{monograph_doc(agent)}#{section}")
+        else:
+            monograph = [cid for cid in self.passages if cid.startswith(monograph_doc(agent) + "#") and ex.rule_id in self.passages[cid].text][:1]
+        return self.rule_citation(ex.rule_id) + monograph
