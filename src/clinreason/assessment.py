@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinreason.errors import FieldError, InvalidPatient, ModeUnavailable
+from clinreason.agents.models import ReferralNote, Round
+from clinreason.errors import FieldError, InvalidPatient
+from clinreason.graph.report import Citation, Signoff
+from clinreason.graph.safety import GateResult, Plan
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient, parse_patient
 from clinreason.protocols.profile import available_profiles, load_profile
@@ -30,6 +33,18 @@ class Assessment(BaseModel):
     protocol: ProtocolResult = Field(description="Full output of the deterministic protocol node.")
     input_hash: str = Field(description="sha256 of the canonical patient JSON.")
     formulary_version: str
+    # --- full mode only ---
+    id: str | None = None
+    status: Literal["awaiting_signoff", "final"] | None = None
+    plan: Plan | None = Field(default=None, description="The final plan after the safety gate (and sign-off).")
+    report_markdown: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    rounds: list[Round] = Field(default_factory=list, description="Doctor/pharmacist deliberation.")
+    referral: ReferralNote | None = None
+    safety: GateResult | None = None
+    evidence: list[str] = Field(default_factory=list, description="Retrieved chunk ids.")
+    audit: dict[str, Any] | None = None
+    signoff: Signoff | None = None
 
 
 def input_hash(patient: Patient) -> str:
@@ -62,10 +77,9 @@ def assess(patient: Patient | dict[str, Any], mode: Mode = "full") -> Assessment
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     parsed = validate(patient)
     if mode == "full":
-        raise ModeUnavailable(
-            "mode='full' (agents, retrieval and cited report) is not available in this version; "
-            "use mode='deterministic' for the protocol decision"
-        )
+        from clinreason.pipeline import get_pipeline  # LangGraph loads only for full mode
+
+        return get_pipeline().run(parsed)
     result = assess_deterministic(parsed)
     return Assessment(
         mode=mode,

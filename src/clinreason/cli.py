@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from clinreason.assessment import MODES, Assessment, assess
-from clinreason.errors import InvalidPatient, ModeUnavailable
+from clinreason.errors import InvalidPatient
 from clinreason.protocols.result import Decision
 from clinreason.samples import load_sample, sample_index
 
@@ -100,35 +100,73 @@ def _render(a: Assessment) -> None:
 def assess_cmd(
     file: Annotated[Path | None, typer.Argument(help="Patient JSON file.", show_default=False)] = None,
     sample: Annotated[str | None, typer.Option("--sample", help="Name of a bundled sample patient (see `clinreason samples`).")] = None,
-    mode: Annotated[str, typer.Option("--mode", help=f"One of: {', '.join(MODES)}.")] = "deterministic",
+    mode: Annotated[str, typer.Option("--mode", help=f"One of: {', '.join(MODES)}.")] = "full",
     as_json: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write assessment.json into this directory.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write assessment.json (and report.md in full mode) here.")] = None,
 ) -> None:
-    """Assess one patient and print the decision."""
+    """Assess one patient: full mode (default) runs the agents and writes a cited report."""
     if mode not in MODES:
         err.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}")
         raise typer.Exit(EXIT_BAD_INPUT)
     data = _load_input(file, sample)
     try:
-        result = assess(data, mode=mode)  # type: ignore[arg-type]
+        if mode == "full":
+            result = _run_full(data)
+        else:
+            result = assess(data, mode="deterministic")
     except InvalidPatient as exc:
         err.print(f"[red]invalid patient[/] ({len(exc.errors)} error(s)):")
         for e in exc.errors:
             err.print(f"  [bold]{e.field}[/]: {e.message}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except ModeUnavailable as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _emit(result, as_json, out_dir)
+
+
+def _run_full(data: dict[str, Any]) -> Assessment:
+    from clinreason.assessment import validate
+
+    patient = validate(data)  # field errors before anything heavy loads
+    with err.status("loading the pipeline") as status:
+        from clinreason.pipeline import get_pipeline
+
+        pipeline = get_pipeline()
+        return pipeline.run(patient, progress=lambda node: status.update(f"{node} done"))
+
+
+def _emit(result: Assessment, as_json: bool, out_dir: Path | None) -> None:
     payload = result.model_dump(mode="json")
+    written = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "assessment.json").write_text(json.dumps(payload, indent=2) + "\n", "utf-8")
+        written.append(out_dir / "assessment.json")
+        if result.report_markdown:
+            (out_dir / "report.md").write_text(result.report_markdown, "utf-8")
+            written.append(out_dir / "report.md")
     if as_json:
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        _render(result)
-        if out_dir is not None:
-            out.print(f"[dim]wrote {out_dir / 'assessment.json'}[/]")
+        return
+    _render(result)
+    if result.mode == "full":
+        _render_full(result)
+    for path in written:
+        out.print(f"[dim]wrote {path}[/]")
+
+
+def _render_full(a: Assessment) -> None:
+    assert a.plan is not None and a.audit is not None
+    plan = a.plan.regimen.text if a.plan.regimen else a.plan.action
+    verdicts = " -> ".join(f"{r.proposal.agent or r.proposal.action}:{r.review.verdict}" for r in a.rounds) or "referral note"
+    cites = a.audit["citations"]
+    out.print(Panel(
+        f"plan: [bold]{plan}[/] (decided by {a.plan.decided_by})\n"
+        f"deliberation: {verdicts}\n"
+        f"safety gate: {'passed' if a.safety and a.safety.passed else 'VETOED: ' + '; '.join(a.safety.vetoes if a.safety else [])}\n"
+        f"citations: {len(a.citations)} references, {cites['unresolved'] + cites['unsupported']} dropped\n"
+        f"LLM fallbacks: {len(a.audit['llm_fallbacks'])}\n"
+        f"status: [bold]{a.status}[/]" + (f"  ->  clinreason signoff {a.id} --action approve --prescriber ID" if a.status == "awaiting_signoff" else ""),
+        title=f"Assessment {a.id}",
+    ))
 
 
 kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base: build the index, search, show chunks.")
@@ -218,6 +256,53 @@ def kb_show(chunk_id: Annotated[str, typer.Argument(help="e.g. monograph-nitrofu
         return
     out.print(Panel(c.text, title=f"{c.id}", subtitle=f"{c.kind} | {c.jurisdiction} | version {c.version}"))
     out.print(f"[bold]{c.title}[/] / {c.section}\n[dim]source:[/] {c.source}\n[dim]content hash:[/] {c.content_hash}")
+
+
+@app.command("signoff")
+def signoff_cmd(
+    assessment_id: Annotated[str, typer.Argument(help="Assessment id printed by `clinreason assess`.")],
+    action: Annotated[str, typer.Option("--action", help="approve | amend | reject")],
+    prescriber: Annotated[str, typer.Option("--prescriber", help="Prescriber id (licence number or staff id).")],
+    comment: Annotated[str, typer.Option("--comment")] = "",
+    agent: Annotated[str | None, typer.Option("--agent", help="With --action amend: the allowed agent to use instead.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write the signed assessment.json and report.md here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Approve, amend or reject an assessment awaiting sign-off (works after a restart)."""
+    from clinreason.pipeline import AssessmentNotFound, InvalidSignoff, NotAwaitingSignoff, get_pipeline
+
+    try:
+        result = get_pipeline().signoff(assessment_id, action, prescriber, comment, agent)
+    except AssessmentNotFound:
+        err.print(f"[red]error:[/] no assessment {assessment_id!r}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except NotAwaitingSignoff as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except InvalidSignoff as exc:
+        for field, message in exc.errors.items():
+            err.print(f"  [bold]{field}[/]: {message}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _emit(result, as_json, out_dir)
+
+
+@app.command("show")
+def show_cmd(
+    assessment_id: Annotated[str, typer.Argument()],
+    report: Annotated[bool, typer.Option("--report", help="Print the markdown report.")] = False,
+) -> None:
+    """Show a stored assessment."""
+    from clinreason.pipeline import AssessmentNotFound, get_pipeline
+
+    try:
+        a = get_pipeline().get(assessment_id)
+    except AssessmentNotFound:
+        err.print(f"[red]error:[/] no assessment {assessment_id!r}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if report:
+        sys.stdout.write(a.report_markdown or "")
+    else:
+        _emit(a, False, None)
 
 
 @kb_app.command("eval")

@@ -27,7 +27,3 @@ class InvalidPatient(ValueError):
 
     def as_dicts(self) -> list[dict[str, str]]:
         return [{"field": e.field, "message": e.message, "type": e.type} for e in self.errors]
-
-
-class ModeUnavailable(RuntimeError):
-    """The requested assessment mode cannot run in this installation."""

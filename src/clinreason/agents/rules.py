@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from clinreason.agents.context import CaseContext
 from clinreason.agents.models import AgentOutcome, Claim, Concern, Proposal, ReferralNote, Review, Round
+from clinreason.knowledge.support import supports
 from clinreason.protocols.result import AgentEvaluation, Decision, Exclusion
 
 DOCTOR_CHECKS = frozenset({"EX-ALLERGY", "EX-AGE", "EX-RENAL"})
@@ -87,6 +88,10 @@ class RulesDoctor:
         reasons = [Claim(text=f"{h.title} ({h.detail}).", citations=ctx.rule_citation(h.rule_id)) for h in p.rules_fired]
         referral = [cid for cid in ctx.passages if cid.startswith("policy-referral#")]
         counselling = [cid for cid in ctx.passages if cid.startswith("policy-counselling#when-to-return")]
+
+        def backing(text: str, pool: list[str]) -> list[str]:
+            return [cid for cid in pool if supports(text, ctx.passages[cid])][:2]
+
         advice = {
             Decision.refer_urgent: "Explain that the symptoms may mean a kidney or blood infection and that they need to be seen by a physician, urgent care or an emergency department today; no antibiotic is started at the pharmacy.",
             Decision.refer_complicated: "Explain that the infection may need examination, a urine culture and a tailored antibiotic, so a physician or nurse practitioner should see them within 24 to 48 hours, sooner if they feel worse.",
@@ -104,7 +109,7 @@ class RulesDoctor:
             ReferralNote(
                 urgency=URGENCY[p.decision],
                 reasons=reasons,
-                patient_advice=[Claim(text=advice, citations=referral[:2]), Claim(text=warn, citations=counselling[:1] or referral[:1])],
+                patient_advice=[Claim(text=advice, citations=backing(advice, referral)), Claim(text=warn, citations=backing(warn, counselling + referral))],
                 avoid_agents=avoid,
             ),
             AgentOutcome(backend=self.name),

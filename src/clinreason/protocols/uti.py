@@ -228,7 +228,7 @@ def _complicating(patient: Patient, profile: Profile, meds: list[DrugMatch]) -> 
     if patient.renal_function_summary in (RenalFunction.impaired, RenalFunction.failure):
         renal.append(f"renal_function_summary = {patient.renal_function_summary.value}")
     renal += [
-        f"{label} {v:g} mL/min < {profile.renal_complicating_below:g}"
+        f"{label} {v:g} mL/min is below {profile.renal_complicating_below:g} mL/min"
         for label, v in patient.renal_values()
         if v < profile.renal_complicating_below
     ]

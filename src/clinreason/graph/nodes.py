@@ -1,0 +1,230 @@
+"""Graph nodes. Each is a function of the state (plus its configured agents),
+so a node re-run after an interrupt repeats no side effect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.types import interrupt
+
+from clinreason import __version__
+from clinreason.agents import Doctor, Pharmacist
+from clinreason.agents.context import CaseContext
+from clinreason.agents.models import AgentOutcome, Claim, Concern, Proposal, ReferralNote, Review, Round
+from clinreason.assessment import assess_deterministic, input_hash
+from clinreason.config import Settings
+from clinreason.graph.citations import CitationStats, check_claim
+from clinreason.graph.evidence import gather_evidence
+from clinreason.graph.report import Signoff, render_report
+from clinreason.graph.safety import GateResult, Plan, safety_gate
+from clinreason.graph.state import (
+    GraphState,
+    evidence_of,
+    gate_of,
+    last_review,
+    outcomes_of,
+    patient_of,
+    proposal_of,
+    protocol_of,
+    referral_of,
+    rounds_of,
+)
+from clinreason.knowledge.embeddings import model_id
+from clinreason.knowledge.formulary import load_formulary
+from clinreason.knowledge.chunking import all_chunks, kb_version
+from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
+from clinreason.protocols.patient import parse_patient
+from clinreason.protocols.profile import load_profile
+from clinreason.protocols.result import Decision
+
+
+class InvalidSignoff(ValueError):
+    """A sign-off request that cannot be applied; `errors` maps field -> message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def needs_signoff(plan: Plan) -> bool:
+    return plan.action in ("treat", "escalate")
+
+
+def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
+    """Pure check of a sign-off against the case; an amendment must stay within the protocol."""
+    errors: dict[str, str] = {}
+    action = payload.get("action")
+    if action not in ("approve", "amend", "reject"):
+        errors["action"] = "must be approve, amend or reject"
+    prescriber = str(payload.get("prescriber_id") or "").strip()
+    if not prescriber or len(prescriber) > 100:
+        errors["prescriber_id"] = "required, 1-100 characters"
+    comment = str(payload.get("comment") or "")
+    if len(comment) > 2000:
+        errors["comment"] = "at most 2000 characters"
+    agent = payload.get("agent")
+    allowed = protocol_of(state).allowed_agents
+    if action == "amend":
+        if not agent:
+            errors["agent"] = "amend needs the agent to use instead"
+        elif agent not in allowed:
+            why = next((f"; excluded: {'; '.join(x.rule_id for x in ev.exclusions)}" for ev in protocol_of(state).agents if ev.agent == agent), "")
+            errors["agent"] = f"{agent!r} is not allowed for this patient (allowed: {', '.join(allowed) or 'none'}){why}"
+    elif agent is not None:
+        errors["agent"] = "only an amendment names an agent"
+    if errors:
+        raise InvalidSignoff(errors)
+    return Signoff(action=action, prescriber_id=prescriber, comment=comment, agent=agent, signed_at=str(payload.get("signed_at") or ""))
+
+
+def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
+    """Drop citations that do not resolve or do not support their sentence."""
+    def fix(c: Claim) -> Claim:
+        return check_claim(c, ctx.passages, stats)
+
+    if isinstance(obj, Proposal):
+        return obj.model_copy(update={"rationale": [fix(c) for c in obj.rationale]})
+    if isinstance(obj, Review):
+        concerns = [Concern(**{**c.model_dump(), "claim": fix(c.claim)}) for c in obj.concerns]
+        return obj.model_copy(update={"concerns": concerns, "summary": fix(obj.summary)})
+    return obj.model_copy(update={k: [fix(c) for c in getattr(obj, k)] for k in ("reasons", "patient_advice", "avoid_agents")})
+
+
+@dataclass
+class Nodes:
+    settings: Settings
+    doctor: Doctor
+    pharmacist: Pharmacist
+
+    def _ctx(self, s: GraphState) -> CaseContext:
+        chunks = chunk_by_id()
+        return CaseContext(
+            patient=patient_of(s), protocol=protocol_of(s),
+            passages={e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}, max_rounds=self.settings.max_rounds,
+        )
+
+    @staticmethod
+    def _stats(s: GraphState) -> CitationStats:
+        return CitationStats(**(s.get("citation_stats") or {}))
+
+    # --- pipeline steps ------------------------------------------------------------
+    def intake(self, s: GraphState) -> dict:
+        return {"patient": parse_patient(s["patient"]).model_dump(mode="json"), "rounds": [], "outcomes": [], "citation_stats": {}}
+
+    def assess(self, s: GraphState) -> dict:
+        return {"protocol": assess_deterministic(patient_of(s)).model_dump(mode="json")}
+
+    def retrieve(self, s: GraphState) -> dict:
+        return {"evidence": [e.model_dump() for e in gather_evidence(protocol_of(s), self.settings)]}
+
+    def doctor_step(self, s: GraphState) -> dict:
+        ctx, stats = self._ctx(s), self._stats(s)
+        proposal, outcome = self.doctor.propose(ctx, rounds_of(s))
+        return {
+            "proposal": _checked(proposal, ctx, stats).model_dump(),
+            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "citation_stats": stats.model_dump(),
+        }
+
+    def pharmacist_step(self, s: GraphState) -> dict:
+        ctx, stats = self._ctx(s), self._stats(s)
+        proposal = proposal_of(s)
+        assert proposal is not None
+        history = rounds_of(s)
+        review, outcome = self.pharmacist.review(ctx, proposal, history)
+        doctor_backend = AgentOutcome.model_validate(s["outcomes"][-1]).backend
+        rnd = Round(number=len(history) + 1, proposal=proposal, review=_checked(review, ctx, stats),
+                    doctor_backend=doctor_backend, pharmacist_backend=outcome.backend)
+        return {
+            "rounds": [*s.get("rounds", []), rnd.model_dump()],
+            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "citation_stats": stats.model_dump(),
+        }
+
+    def referral_step(self, s: GraphState) -> dict:
+        ctx, stats = self._ctx(s), self._stats(s)
+        note, outcome = self.doctor.referral_note(ctx)
+        return {
+            "referral": _checked(note, ctx, stats).model_dump(),
+            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "citation_stats": stats.model_dump(),
+        }
+
+    def gate(self, s: GraphState) -> dict:
+        rounds = rounds_of(s)
+        proposal = rounds[-1].proposal if rounds else proposal_of(s)
+        result = safety_gate(patient_of(s), protocol_of(s), proposal, last_review(s), len(rounds), self.settings.max_rounds)
+        return {"gate": result.model_dump()}
+
+    def report(self, s: GraphState) -> dict:
+        gate = gate_of(s)
+        signoff = Signoff.model_validate(s["signoff"]) if s.get("signoff") else None
+        status = "awaiting_signoff" if needs_signoff(gate.plan) and signoff is None else "final"
+        audit = self._audit(s, gate)
+        chunks = chunk_by_id()
+        markdown, citations = render_report(
+            assessment_id=s["assessment_id"], patient=patient_of(s), protocol=protocol_of(s),
+            passages={e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}, rounds=rounds_of(s),
+            referral=referral_of(s), gate=gate, status=status, signoff=signoff, audit=audit,
+        )
+        return {"status": status, "report_markdown": markdown, "citations": [c.model_dump() for c in citations], "audit": audit}
+
+    def signoff(self, s: GraphState) -> dict:
+        # Nothing before interrupt() may have side effects: the node re-runs from
+        # its start when the graph resumes.
+        gate = gate_of(s)
+        payload = interrupt({"assessment_id": s["assessment_id"], "plan": gate.plan.model_dump(mode="json"),
+                             "allowed_agents": protocol_of(s).allowed_agents})
+        signoff = validate_signoff(payload, s)
+        plan = gate.plan
+        if signoff.action == "amend" and signoff.agent:
+            regimen = load_profile(protocol_of(s).profile_id).regimen(signoff.agent)
+            plan = Plan(action="treat", agent=signoff.agent, regimen=regimen,
+                        reason=f"amended by prescriber {signoff.prescriber_id}", decided_by="prescriber")
+        elif signoff.action == "reject":
+            plan = Plan(action="rejected", reason=f"rejected by prescriber {signoff.prescriber_id}", decided_by="prescriber")
+        return {"signoff": signoff.model_dump(), "gate": GateResult(passed=gate.passed, vetoes=gate.vetoes, plan=plan).model_dump()}
+
+    # --- routing -----------------------------------------------------------------------
+    @staticmethod
+    def after_retrieve(s: GraphState) -> str:
+        return "doctor" if protocol_of(s).decision is Decision.recommend_treatment else "referral"
+
+    def after_review(self, s: GraphState) -> str:
+        review = last_review(s)
+        if review is not None and review.verdict == "approve":
+            return "gate"
+        return "doctor" if len(s.get("rounds", [])) < self.settings.max_rounds else "gate"
+
+    @staticmethod
+    def after_report(s: GraphState) -> str:
+        return "signoff" if s.get("status") == "awaiting_signoff" else "end"
+
+    # --- audit -------------------------------------------------------------------------
+    def _audit(self, s: GraphState, gate: GateResult) -> dict[str, Any]:
+        p = protocol_of(s)
+        outcomes = outcomes_of(s)
+        backends = {"doctor": "rules", "pharmacist": "rules"}
+        if self.settings.agent_backend == "llm":
+            backends = {role: f"llm:{self.settings.llm_for(role)[0]}" for role in backends}
+        return {
+            "assessment_id": s["assessment_id"],
+            "created_at": s.get("created_at", ""),
+            "input_hash": input_hash(patient_of(s)),
+            "protocol": f"{p.protocol_id} {p.protocol_version}",
+            "profile": f"{p.profile_id} {p.profile_version}",
+            "kb_version": kb_version(all_chunks()),
+            "formulary_version": load_formulary().version,
+            "retrieval_fingerprint": retrieval_fingerprint(),
+            "embedding_model": model_id(),
+            "doctor": backends["doctor"],
+            "pharmacist": backends["pharmacist"],
+            "max_rounds": self.settings.max_rounds,
+            "rounds": len(s.get("rounds") or []),
+            "llm_fallbacks": [f"{o.fallback.agent} {o.fallback.step} round {o.fallback.round}: {o.fallback.reason}" for o in outcomes if o.fallback],
+            "vetoes": gate.vetoes + [v for o in outcomes for v in o.violations],
+            "citations": self._stats(s).model_dump(),
+            "retrieved_chunks": len(s.get("evidence") or []),
+            "clinreason_version": __version__,
+        }

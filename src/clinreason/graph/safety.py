@@ -1,0 +1,71 @@
+"""Safety gate: a deterministic re-check of the final plan.
+
+The agents can only choose among the agents the protocol allows for this
+patient, or escalate. The gate re-runs the protocol from the patient data
+(so a tampered or stale state cannot slip through), compares, and vetoes
+anything else; a vetoed choice is replaced by the protocol's own
+recommendation and the veto is recorded.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from clinreason.agents.models import Proposal, Review
+from clinreason.knowledge.formulary import load_formulary
+from clinreason.protocols.patient import Patient
+from clinreason.protocols.profile import load_profile
+from clinreason.protocols.result import Decision, ProtocolResult, Regimen
+from clinreason.protocols.uti import assess_uti
+
+
+class Plan(BaseModel):
+    action: Literal["treat", "escalate", "refer", "no_antibiotics", "rejected"]
+    agent: str | None = None
+    regimen: Regimen | None = None
+    reason: str
+    decided_by: Literal["agents", "protocol", "prescriber"]
+
+
+class GateResult(BaseModel):
+    passed: bool
+    vetoes: list[str] = Field(default_factory=list)
+    plan: Plan
+
+
+def _treat(protocol: ProtocolResult, agent: str, reason: str, by: Literal["agents", "protocol", "prescriber"]) -> Plan:
+    return Plan(action="treat", agent=agent, regimen=load_profile(protocol.profile_id).regimen(agent), reason=reason, decided_by=by)
+
+
+def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal | None, review: Review | None, rounds: int, max_rounds: int) -> GateResult:
+    recheck = assess_uti(patient, load_profile(protocol.profile_id), load_formulary())
+    if recheck != protocol:
+        # The stored protocol result does not match the patient: trust only the re-check.
+        protocol = recheck
+        vetoes = ["stored protocol result did not match a fresh evaluation; the fresh result was used"]
+    else:
+        vetoes = []
+    if protocol.decision is not Decision.recommend_treatment:
+        if proposal is not None and proposal.action == "treat":
+            vetoes.append(f"treatment proposed although the protocol decision is {protocol.decision.value}")
+        action = "no_antibiotics" if protocol.decision is Decision.no_antibiotics else "refer"
+        plan = Plan(action=action, reason=f"protocol decision {protocol.decision.value}", decided_by="protocol")
+        return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan)
+
+    allowed = protocol.allowed_agents
+    agreed = review is not None and review.verdict == "approve"
+    if proposal is None or not agreed:
+        plan = Plan(action="escalate", reason=f"doctor and pharmacist did not agree within {max_rounds} round(s)", decided_by="agents")
+    elif proposal.action == "escalate":
+        plan = Plan(action="escalate", reason="the agents escalated to a human prescriber", decided_by="agents")
+    elif proposal.agent in allowed:
+        plan = _treat(protocol, proposal.agent, f"agreed by doctor and pharmacist in round {rounds}", "agents")
+    else:
+        excl = next((ev.exclusions for ev in protocol.agents if ev.agent == proposal.agent), None)
+        why = "; ".join(f"{x.rule_id}: {x.reason}" for x in excl) if excl else "not a protocol agent"
+        vetoes.append(f"{proposal.agent!r} vetoed ({why})")
+        assert protocol.recommendation is not None  # recommend_treatment always carries one
+        plan = _treat(protocol, protocol.recommendation.agent, f"agents chose {proposal.agent!r}, which the protocol excludes; replaced by the protocol's recommendation", "protocol")
+    return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan)

@@ -1,0 +1,68 @@
+"""Graph state. Values are JSON-compatible so any checkpointer (SQLite,
+Postgres) stores and restores them exactly; `load_*` helpers give typed views."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
+from clinreason.graph.evidence import Evidence
+from clinreason.graph.safety import GateResult
+from clinreason.protocols.patient import Patient
+from clinreason.protocols.result import ProtocolResult
+
+
+class GraphState(TypedDict, total=False):
+    assessment_id: str
+    created_at: str
+    patient: dict[str, Any]  # validated Patient, JSON form
+    protocol: dict[str, Any]  # ProtocolResult
+    evidence: list[dict[str, Any]]  # Evidence: chunk ids and why they were retrieved
+    rounds: list[dict[str, Any]]  # Round
+    proposal: dict[str, Any] | None  # current doctor Proposal
+    referral: dict[str, Any] | None  # ReferralNote
+    outcomes: list[dict[str, Any]]  # AgentOutcome of every agent call (backends, fallbacks, vetoed bounds)
+    gate: dict[str, Any]  # GateResult
+    signoff: dict[str, Any] | None
+    status: str  # awaiting_signoff | final
+    report_markdown: str
+    citations: list[dict[str, Any]]
+    citation_stats: dict[str, int]
+    audit: dict[str, Any]
+
+
+def patient_of(s: GraphState) -> Patient:
+    return Patient.model_validate(s["patient"])
+
+
+def protocol_of(s: GraphState) -> ProtocolResult:
+    return ProtocolResult.model_validate(s["protocol"])
+
+
+def rounds_of(s: GraphState) -> list[Round]:
+    return [Round.model_validate(r) for r in s.get("rounds") or []]
+
+
+def evidence_of(s: GraphState) -> list[Evidence]:
+    return [Evidence.model_validate(e) for e in s.get("evidence") or []]
+
+
+def proposal_of(s: GraphState) -> Proposal | None:
+    return Proposal.model_validate(s["proposal"]) if s.get("proposal") else None
+
+
+def referral_of(s: GraphState) -> ReferralNote | None:
+    return ReferralNote.model_validate(s["referral"]) if s.get("referral") else None
+
+
+def gate_of(s: GraphState) -> GateResult:
+    return GateResult.model_validate(s["gate"])
+
+
+def outcomes_of(s: GraphState) -> list[AgentOutcome]:
+    return [AgentOutcome.model_validate(o) for o in s.get("outcomes") or []]
+
+
+def last_review(s: GraphState) -> Review | None:
+    rounds = rounds_of(s)
+    return rounds[-1].review if rounds else None
