@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import make_patient
+from patients import make_patient
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

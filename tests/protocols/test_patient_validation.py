@@ -6,7 +6,7 @@ import json
 from importlib import resources
 
 import pytest
-from conftest import make_patient
+from patients import make_patient
 
 from clinreason import InvalidPatient, assess
 

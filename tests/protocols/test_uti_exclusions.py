@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_patient
+from patients import make_patient
 
 from clinreason import Decision, assess
 

@@ -1,0 +1,108 @@
+"""The full offline pipeline (rules backend) on the sample patients."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from clinreason.samples import load_sample
+
+
+def run(pipeline, name):
+    return pipeline.run(load_sample(name))
+
+
+def test_raas_patient_deliberates_to_fosfomycin(offline_pipeline):
+    a = run(offline_pipeline, "raas-nitrofurantoin-allergy")
+    assert a.decision.value == "recommend_treatment" and a.status == "awaiting_signoff"
+    # The doctor, checking allergy/age/renal only, first proposes TMP-SMX; the
+    # pharmacist finds the lisinopril + spironolactone hyperkalemia risk.
+    first, second = a.rounds
+    assert (first.proposal.agent, first.review.verdict, first.review.suggested_agent) == ("tmp_smx", "modify", "fosfomycin")
+    assert {c.rule_id for c in first.review.concerns} == {"EX-HYPERKALEMIA", "EX-ALLERGY"}
+    assert (second.proposal.agent, second.review.verdict) == ("fosfomycin", "approve")
+    assert a.plan.agent == "fosfomycin" and a.recommendation.dose == "3 g"
+    assert a.safety.passed
+
+
+def test_uncomplicated_patient_agrees_in_one_round(offline_pipeline):
+    a = run(offline_pipeline, "uncomplicated")
+    assert len(a.rounds) == 1 and a.rounds[0].review.verdict == "approve"
+    assert a.recommendation.agent == "nitrofurantoin" and a.recommendation.duration == "5 days"
+
+
+@pytest.mark.parametrize(("sample", "agent"), [("warfarin", "trimethoprim"), ("methotrexate", "fosfomycin"),
+                                                ("g6pd", "trimethoprim"), ("dofetilide", "fosfomycin"),
+                                                ("recent-septra", "fosfomycin"), ("thiazide-older-adult", "trimethoprim")])
+def test_interaction_samples_reach_the_safe_agent(offline_pipeline, sample, agent):
+    a = run(offline_pipeline, sample)
+    assert a.plan.agent == agent
+    assert a.plan.agent in a.protocol.allowed_agents
+
+
+@pytest.mark.parametrize(("sample", "urgency"), [("red-flags-older-adult", "emergency_or_same_day"), ("male", "within_24_48h"),
+                                                  ("recurrent", "within_24_48h"), ("no-safe-option", "within_24_48h"),
+                                                  ("criteria-not-met", "none")])
+def test_referrals_skip_the_loop_and_write_a_cited_note(offline_pipeline, sample, urgency):
+    a = run(offline_pipeline, sample)
+    assert a.rounds == [] and a.status == "final" and a.recommendation is None
+    assert a.referral.urgency == urgency
+    assert all(c.citations for c in a.referral.reasons)
+
+
+def test_no_safe_option_note_lists_each_agent_to_avoid(offline_pipeline):
+    a = run(offline_pipeline, "no-safe-option")
+    avoided = " ".join(c.text for c in a.referral.avoid_agents)
+    for name in ("Nitrofurantoin", "TMP-SMX", "Trimethoprim is", "Fosfomycin"):
+        assert name in avoided
+    assert "ramipril" in avoided.lower()
+
+
+def test_every_reference_resolves_and_every_marker_has_a_reference(offline_pipeline):
+    a = run(offline_pipeline, "raas-nitrofurantoin-allergy")
+    md = a.report_markdown
+    body, refs = md.split("## References", 1)
+    used = {int(n) for n in re.findall(r"\[(\d+)\]", body)}
+    listed = {c.n for c in a.citations}
+    assert used == listed == set(range(1, len(listed) + 1))
+    for c in a.citations:
+        assert c.chunk_id in a.evidence and f"`{c.chunk_id}`" in refs
+    assert a.audit["citations"] == {"cited": a.audit["citations"]["cited"], "unresolved": 0, "unsupported": 0}
+
+
+def test_report_sections_and_no_identifiers(offline_pipeline):
+    data = load_sample("warfarin")
+    a = offline_pipeline.run(data)
+    md = a.report_markdown
+    for heading in ("## Patient summary", "## Decision", "## Plan", "## Pharmacist review", "## Deliberation",
+                    "## Counselling", "## Follow-up and red flags", "## Prescriber sign-off", "## References", "## Audit record"):
+        assert heading in md
+    assert "EX-WARFARIN" in md and "Coumadin" in md
+    assert "Awaiting sign-off" in md
+
+
+def test_audit_record_makes_the_decision_reproducible(offline_pipeline):
+    a = run(offline_pipeline, "warfarin")
+    audit = a.audit
+    for key in ("input_hash", "protocol", "profile", "kb_version", "formulary_version", "embedding_model",
+                "doctor", "pharmacist", "rounds", "llm_fallbacks", "citations"):
+        assert key in audit
+    again = run(offline_pipeline, "warfarin")
+    assert again.audit["input_hash"] == audit["input_hash"] and again.id != a.id
+    assert again.plan == a.plan and [r.model_dump() for r in again.rounds] == [r.model_dump() for r in a.rounds]
+
+
+def test_round_cap_escalates_when_agents_cannot_agree(kb_index):
+    from clinreason.config import Settings
+    from clinreason.pipeline import Pipeline
+
+    a = Pipeline(Settings(max_rounds=1)).run(load_sample("raas-nitrofurantoin-allergy"))
+    assert len(a.rounds) == 1 and a.rounds[0].review.verdict == "modify"
+    assert a.plan.action == "escalate" and a.recommendation is None
+    assert a.status == "awaiting_signoff" and "did not agree within 1 round" in a.plan.reason
+
+
+def test_stored_assessment_reads_back(offline_pipeline):
+    a = run(offline_pipeline, "uncomplicated")
+    assert offline_pipeline.get(a.id) == a

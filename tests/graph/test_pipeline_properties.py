@@ -1,0 +1,52 @@
+"""Property: whatever the agents say, the final agent is one the protocol allows."""
+
+from __future__ import annotations
+
+import random
+
+from fake_openai import Reply
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import eligible_patients, patients
+
+from clinreason.assessment import assess
+
+CANDIDATES = ["nitrofurantoin", "tmp_smx", "trimethoprim", "fosfomycin", "ciprofloxacin", "amoxicillin", None]
+PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def _check(a, p):
+    deterministic = assess(p, mode="deterministic")
+    assert a.decision == deterministic.decision  # agents never change the decision
+    if a.plan.action == "treat":
+        assert a.plan.agent in deterministic.protocol.allowed_agents
+        assert a.recommendation == deterministic.protocol.recommendation.model_copy(update={"agent": a.plan.agent}) or a.recommendation.agent == a.plan.agent
+    else:
+        assert a.recommendation is None
+    assert a.status == ("awaiting_signoff" if a.plan.action in ("treat", "escalate") else "final")
+
+
+@PROPERTY
+@given(st.one_of(patients(), eligible_patients()))
+def test_rules_backend_final_agent_is_allowed(offline_pipeline, p):
+    _check(offline_pipeline.run(p), p)
+
+
+@PROPERTY
+@given(eligible_patients(), st.integers(0, 2**32 - 1))
+def test_hostile_llm_final_agent_is_allowed(llm_pipeline, fake_openai, p, seed):
+    rnd = random.Random(seed)
+
+    def hostile(req):
+        agent = rnd.choice(CANDIDATES)
+        if req["model"] == "doctor-model":
+            return Reply.json({"action": "treat" if agent else "escalate", "agent": agent,
+                               "rationale": [{"text": f"Use {agent}.", "citations": ["made-up#chunk"]}]})
+        verdict = rnd.choice(["approve", "modify", "reject"])
+        return Reply.json({"verdict": verdict, "concerns": [], "suggested_agent": agent if verdict == "modify" else None,
+                           "summary": {"text": "ok", "citations": []}})
+
+    fake_openai.reset()
+    fake_openai.handler = hostile
+    a = llm_pipeline().run(p)
+    _check(a, p)
