@@ -35,3 +35,53 @@ def kb_index():
     from clinreason.knowledge.retrieval import get_index
 
     return get_index()
+
+
+@pytest.fixture(scope="session")
+def offline_pipeline(kb_index):
+    """Rules backend, SQLite under the session data dir (index already built)."""
+    from clinreason.config import Settings
+    from clinreason.pipeline import Pipeline
+
+    return Pipeline(Settings())
+
+
+@pytest.fixture
+def llm_pipeline(kb_index, fake_openai) -> Callable[..., object]:
+    """A pipeline whose doctor and pharmacist talk to the scripted server, one model each."""
+    from clinreason.config import Settings
+    from clinreason.pipeline import Pipeline
+
+    def make(**overrides) -> Pipeline:
+        settings = dict(
+            agent_backend="llm", llm_base_url=fake_openai.base_url, llm_api_key="test-key",
+            doctor_model="doctor-model", pharmacist_model="pharmacist-model",
+            llm_timeout=2.0, llm_max_retries=0,
+        )
+        settings.update(overrides)
+        return Pipeline(Settings(**settings))
+    return make
+
+
+POSTGRES_URL = os.environ.get("CLINREASON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url():
+    """A throwaway schema on the local PostgreSQL, so runs never see each other's rows."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    schema = f"clinreason_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise  # CI machines run PostgreSQL: a missing server is a failure there
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()

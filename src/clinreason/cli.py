@@ -305,6 +305,70 @@ def show_cmd(
         _emit(a, False, None)
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST service (stored hashed).")
+app.add_typer(keys_app, name="keys")
+
+
+def _store():
+    from clinreason.config import get_settings
+    from clinreason.store import Store
+
+    return Store(get_settings())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="Who the key belongs to (shown in the audit log and sign-offs).")],
+    role: Annotated[str, typer.Option("--role", help="submitter | prescriber | admin")],
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    from clinreason.store import ROLES
+
+    if role not in ROLES:
+        err.print(f"[red]error:[/] --role must be one of {', '.join(ROLES)}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not name.strip():
+        err.print("[red]error:[/] --name must not be empty")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    key = _store().create_key(name.strip(), role)  # type: ignore[arg-type]
+    err.print(f"created a {role} key for {name!r}; store it now, it cannot be shown again:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids, names, roles; never the secrets)."""
+    table = Table(title="API keys")
+    for col in ("key id", "name", "role", "created", "revoked"):
+        table.add_column(col)
+    for k in _store().list_keys():
+        table.add_row(k["key_id"], k["name"], k["role"], k["created_at"], "yes" if k["revoked"] else "no")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part after cr_).")]) -> None:
+    """Revoke a key."""
+    if not _store().revoke_key(key_id):
+        err.print(f"[red]error:[/] no key {key_id!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    out.print(f"revoked {key_id}")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    graceful_timeout: Annotated[int, typer.Option(help="Seconds to finish requests in flight on shutdown.")] = 30,
+) -> None:
+    """Run the REST API (uvicorn). SIGTERM drains requests in flight before exiting."""
+    import uvicorn
+
+    uvicorn.run("clinreason.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                timeout_graceful_shutdown=graceful_timeout, log_level="info")
+
+
 @kb_app.command("eval")
 def kb_eval(
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,

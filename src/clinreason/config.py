@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +15,7 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLINREASON_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLINREASON_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(default_factory=_default_data_dir, description="Index, caches and stores live here.")
     chroma_url: str | None = Field(
@@ -46,6 +46,15 @@ class Settings(BaseSettings):
         default=None, description="postgresql://... for the checkpointer and assessment store; unset = SQLite under data_dir."
     )
     weave_project: str | None = Field(default=None, description="W&B Weave project; tracing is on only when set.")
+
+    # --- REST API --------------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "CLINREASON_REDIS_URL"),
+        description="redis://... for shared rate limits; unset = in-memory per process.",
+    )
+    rate_limit: int = Field(default=120, ge=1, description="Requests per key per rate_window seconds.")
+    rate_window: int = Field(default=60, ge=1)
+    max_body_bytes: int = Field(default=65536, ge=1024, description="Largest accepted request body.")
 
     @property
     def index_dir(self) -> Path:

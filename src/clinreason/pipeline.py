@@ -20,7 +20,8 @@ from clinreason.assessment import Assessment, validate
 from clinreason.config import Settings, get_settings
 from clinreason.graph.build import build_graph, recursion_limit
 from clinreason.graph.nodes import InvalidSignoff, validate_signoff
-from clinreason.graph.persistence import AssessmentStore, make_checkpointer
+from clinreason.graph.persistence import make_checkpointer
+from clinreason.store import Store
 from clinreason.graph.tracing import init_tracing
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
@@ -70,19 +71,22 @@ class Pipeline:
         init_tracing(self.settings)
         doctor, pharmacist = make_agents(self.settings)
         self.graph = build_graph(self.settings, doctor, pharmacist, make_checkpointer(self.settings))
-        self.store = AssessmentStore(self.settings)
+        self.store = Store(self.settings)
 
     def _config(self, assessment_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": assessment_id}, "recursion_limit": recursion_limit(self.settings.max_rounds)}
 
     def _drive(self, graph_input: Any, assessment_id: str, progress: Progress | None) -> Assessment:
-        # durability="exit": one checkpoint write when the run ends or pauses for sign-off.
-        for update in self.graph.stream(graph_input, self._config(assessment_id), stream_mode="updates", durability="exit"):
-            if progress:
-                for node in update:
+        # durability="exit": one checkpoint write when the run ends or pauses for
+        # sign-off. The final state comes from the stream, not a second read.
+        values: dict[str, Any] = {}
+        for mode, chunk in self.graph.stream(graph_input, self._config(assessment_id), stream_mode=["updates", "values"], durability="exit"):
+            if mode == "values":
+                values = chunk
+            elif progress:
+                for node in chunk:
                     if not node.startswith("__"):
                         progress(node)
-        values = self.graph.get_state(self._config(assessment_id)).values
         assessment = assessment_from_state(values)
         self.store.put({**assessment.model_dump(mode="json"), "updated_at": _now()})
         return assessment

@@ -5,35 +5,9 @@ Uses a throwaway schema so runs never see each other's rows.
 
 from __future__ import annotations
 
-import os
-import uuid
-
-import pytest
-
 from clinreason.config import Settings
 from clinreason.pipeline import Pipeline
 from clinreason.samples import load_sample
-
-BASE_URL = os.environ.get("CLINREASON_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_url():
-    psycopg = pytest.importorskip("psycopg")
-    schema = f"clinreason_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(BASE_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            raise  # CI machines run PostgreSQL: a missing server is a failure there
-        pytest.skip(f"PostgreSQL not reachable at {BASE_URL}: {exc}")
-    admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{BASE_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        admin.execute(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
-
 
 def test_postgres_checkpointer_resumes_signoff_in_a_new_pipeline(kb_index, pg_url):
     first = Pipeline(Settings(database_url=pg_url))

@@ -32,7 +32,7 @@ from clinreason.graph.state import (
 )
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
-from clinreason.knowledge.chunking import all_chunks, kb_version
+from clinreason.knowledge.chunking import current_kb_version
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
 from clinreason.protocols.patient import parse_patient
 from clinreason.protocols.profile import load_profile
@@ -214,7 +214,7 @@ class Nodes:
             "input_hash": input_hash(patient_of(s)),
             "protocol": f"{p.protocol_id} {p.protocol_version}",
             "profile": f"{p.profile_id} {p.profile_version}",
-            "kb_version": kb_version(all_chunks()),
+            "kb_version": current_kb_version(p.profile_id),
             "formulary_version": load_formulary().version,
             "retrieval_fingerprint": retrieval_fingerprint(),
             "embedding_model": model_id(),

@@ -72,3 +72,9 @@ def kb_version(chunks: tuple[Chunk, ...] | list[Chunk]) -> str:
     for c in sorted(chunks, key=lambda c: c.id):
         digest.update(f"{c.id}\0{c.content_hash}\n".encode())
     return digest.hexdigest()[:12]
+
+
+@cache
+def current_kb_version(profile_id: str = "CA-ON") -> str:
+    """kb_version of the bundled corpus, computed once per process."""
+    return kb_version(all_chunks(profile_id))

@@ -12,7 +12,7 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict
 
 from clinreason.config import Settings, get_settings
-from clinreason.knowledge.chunking import Chunk, all_chunks, kb_version
+from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.index import Filters, KnowledgeIndex, Progress
@@ -64,7 +64,7 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
 def retrieval_fingerprint() -> str:
     """Everything a ranking depends on: chunks, model, formulary, lay terms, algorithm."""
     lay = resources.files("clinreason.knowledge.data").joinpath("lay_terms.toml").read_bytes()
-    parts = (kb_version(all_chunks()), model_id(), load_formulary().version, hashlib.sha256(lay).hexdigest(), RETRIEVAL_ALGO)
+    parts = (current_kb_version(), model_id(), load_formulary().version, hashlib.sha256(lay).hexdigest(), RETRIEVAL_ALGO)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
