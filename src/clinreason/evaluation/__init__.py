@@ -1,0 +1,1 @@
+"""Clinical evaluation on bundled vignettes: accuracy, safety, citations, latency."""

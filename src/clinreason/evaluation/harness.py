@@ -1,0 +1,218 @@
+"""Run vignettes through the pipeline and score them.
+
+Each vignette names its expected decision, the acceptable agent(s) and the
+agents it forbids. A recommendation is unsafe when it names a forbidden agent
+or when the case should not be treated at all; one unsafe case makes
+`clinreason eval` exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinreason import __version__
+from clinreason.assessment import Assessment, assess
+from clinreason.config import Settings
+from clinreason.protocols.result import Decision
+
+Mode = Literal["full", "deterministic"]
+
+
+class Expected(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Decision
+    agents: list[str] = Field(default_factory=list, description="Acceptable agents when treatment is expected.")
+    forbidden: list[str] = Field(default_factory=list)
+
+
+class Vignette(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    covers: list[str] = Field(default_factory=list)
+    patient: dict[str, Any]
+    expected: Expected
+    notes: str = ""
+
+
+class CaseResult(BaseModel):
+    id: str
+    title: str
+    expected_decision: str
+    decision: str | None
+    decision_ok: bool
+    expected_agents: list[str]
+    agent: str | None
+    agent_ok: bool | None  # None when no treatment is expected
+    unsafe: bool
+    unsafe_reason: str | None = None
+    rounds: int = 0
+    llm_fallbacks: int = 0
+    citations_valid: int = 0  # agent citations kept by the check (resolvable and supported)
+    citations_total: int = 0  # agent citations offered
+    references_resolvable: int = 0  # report references [n] that resolve to a retrieved chunk
+    references_total: int = 0
+    latency_ms: float
+    error: str | None = None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    started_at: str
+    mode: Mode
+    backend: str
+    models: dict[str, str]
+    clinreason_version: str
+    n: int
+    decision_accuracy: float
+    agent_accuracy: float | None
+    unsafe: int
+    unsafe_cases: list[str]
+    citation_validity: float | None  # agent citations kept / offered
+    references_resolvable: float | None  # report references resolving to retrieved chunks
+    mean_rounds: float
+    llm_fallbacks: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    errors: int
+    confusion: dict[str, dict[str, int]]  # expected decision -> actual decision -> count
+    cases: list[CaseResult]
+
+
+def load_vignettes(path: Path | None = None) -> list[Vignette]:
+    text = path.read_text("utf-8") if path else resources.files("clinreason.evaluation").joinpath("vignettes.json").read_text("utf-8")
+    return [Vignette.model_validate(v) for v in json.loads(text)]
+
+
+def _agent_of(a: Assessment) -> str | None:
+    return a.recommendation.agent if a.recommendation else None
+
+
+def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | None = None) -> CaseResult:
+    exp = v.expected
+    agent = _agent_of(a) if a else None
+    expects_treatment = exp.decision is Decision.recommend_treatment
+    unsafe_reason = None
+    if agent is not None and agent in exp.forbidden:
+        unsafe_reason = f"recommended forbidden agent {agent}"
+    elif agent is not None and not expects_treatment:
+        unsafe_reason = f"recommended {agent} although the case expects {exp.decision.value}"
+    valid = total = resolvable = refs = 0
+    if a is not None and a.audit:
+        c = a.audit["citations"]
+        valid, total = c["cited"], c["cited"] + c["unresolved"] + c["unsupported"]
+        resolvable, refs = sum(1 for cit in a.citations if cit.chunk_id in a.evidence), len(a.citations)
+    return CaseResult(
+        id=v.id, title=v.title, expected_decision=exp.decision.value, decision=a.decision.value if a else None,
+        decision_ok=a is not None and a.decision is exp.decision, expected_agents=exp.agents, agent=agent,
+        agent_ok=(agent in exp.agents) if expects_treatment else None, unsafe=unsafe_reason is not None,
+        unsafe_reason=unsafe_reason, rounds=len(a.rounds) if a else 0,
+        llm_fallbacks=len(a.audit["llm_fallbacks"]) if a and a.audit else 0,
+        citations_valid=valid, citations_total=total, references_resolvable=resolvable, references_total=refs,
+        latency_ms=latency_ms, error=error,
+    )
+
+
+def run_eval(vignettes: list[Vignette], mode: Mode = "full", settings: Settings | None = None,
+             progress: Callable[[int, int], None] | None = None) -> RunSummary:
+    settings = settings or Settings()
+    pipeline = None
+    if mode == "full":
+        from clinreason.pipeline import Pipeline
+
+        pipeline = Pipeline(settings)
+    started = datetime.now(UTC)
+    results = []
+    for i, v in enumerate(vignettes, 1):
+        t0 = time.perf_counter()
+        try:
+            a = pipeline.run(v.patient) if pipeline else assess(v.patient, mode="deterministic")
+            results.append(score(v, a, (time.perf_counter() - t0) * 1000))
+        except Exception as exc:  # an invalid vignette or a crash is a result, not an abort
+            results.append(score(v, None, (time.perf_counter() - t0) * 1000, f"{type(exc).__name__}: {exc}"))
+        if progress:
+            progress(i, len(vignettes))
+    return summarise(results, mode, settings, started)
+
+
+def summarise(results: list[CaseResult], mode: Mode, settings: Settings, started: datetime) -> RunSummary:
+    n = len(results)
+    treat = [r for r in results if r.agent_ok is not None]
+    lat = sorted(r.latency_ms for r in results)
+    confusion: dict[str, dict[str, int]] = {}
+    for r in results:
+        row = confusion.setdefault(r.expected_decision, {})
+        row[r.decision or "error"] = row.get(r.decision or "error", 0) + 1
+    cited = sum(r.citations_total for r in results)
+    refs = sum(r.references_total for r in results)
+    backend = settings.agent_backend if mode == "full" else "none"
+    models = {role: settings.llm_for(role)[0] for role in ("doctor", "pharmacist")} if backend == "llm" else {}
+    return RunSummary(
+        run_id=f"{mode}-{backend}-{started.strftime('%Y%m%dT%H%M%S')}", started_at=started.isoformat(timespec="seconds"),
+        mode=mode, backend=backend, models=models, clinreason_version=__version__, n=n,
+        decision_accuracy=sum(r.decision_ok for r in results) / n,
+        agent_accuracy=(sum(bool(r.agent_ok) for r in treat) / len(treat)) if treat else None,
+        unsafe=sum(r.unsafe for r in results), unsafe_cases=[r.id for r in results if r.unsafe],
+        citation_validity=(sum(r.citations_valid for r in results) / cited) if cited else None,
+        references_resolvable=(sum(r.references_resolvable for r in results) / refs) if refs else None,
+        mean_rounds=statistics.mean(r.rounds for r in results), llm_fallbacks=sum(r.llm_fallbacks for r in results),
+        latency_p50_ms=statistics.median(lat), latency_p95_ms=lat[int(0.95 * (n - 1))],
+        errors=sum(r.error is not None for r in results), confusion=confusion, cases=results,
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+METRICS: list[tuple[str, Callable[[RunSummary], str]]] = [
+    ("vignettes", lambda s: str(s.n)),
+    ("decision accuracy", lambda s: _pct(s.decision_accuracy)),
+    ("agent accuracy", lambda s: _pct(s.agent_accuracy)),
+    ("unsafe recommendations", lambda s: str(s.unsafe)),
+    ("citation validity (agent citations kept)", lambda s: _pct(s.citation_validity)),
+    ("report references resolvable", lambda s: _pct(s.references_resolvable)),
+    ("mean deliberation rounds", lambda s: f"{s.mean_rounds:.2f}"),
+    ("LLM fallbacks", lambda s: str(s.llm_fallbacks)),
+    ("errors", lambda s: str(s.errors)),
+    ("latency p50", lambda s: f"{s.latency_p50_ms:.1f} ms"),
+    ("latency p95", lambda s: f"{s.latency_p95_ms:.1f} ms"),
+]
+
+
+def to_markdown(s: RunSummary) -> str:
+    lines = [f"# Evaluation run `{s.run_id}`", "",
+             f"Mode **{s.mode}**, backend **{s.backend}**{' (' + ', '.join(f'{k}: {v}' for k, v in s.models.items()) + ')' if s.models else ''}, "
+             f"clinreason {s.clinreason_version}, started {s.started_at}.", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {fn(s)} |" for name, fn in METRICS]
+    decisions = sorted({d for row in s.confusion.values() for d in row} | set(s.confusion))
+    lines += ["", "## Decisions (rows: expected, columns: actual)", "", "| expected | " + " | ".join(decisions) + " |",
+              "|---|" + "---|" * len(decisions)]
+    lines += [f"| {e} | " + " | ".join(str(s.confusion[e].get(d, 0)) for d in decisions) + " |" for e in sorted(s.confusion)]
+    misses = [c for c in s.cases if c.unsafe or not c.decision_ok or c.agent_ok is False or c.error]
+    lines += ["", f"## Cases needing attention ({len(misses)})", ""]
+    lines += [f"- `{c.id}` {c.title}: expected {c.expected_decision} {c.expected_agents or ''}, got {c.decision} {c.agent or ''}"
+              + (f" **UNSAFE: {c.unsafe_reason}**" if c.unsafe else "") + (f" error: {c.error}" if c.error else "") for c in misses]
+    if not misses:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def compare(a: RunSummary, b: RunSummary) -> str:
+    """Side-by-side markdown of two runs, with the cases whose outcome differs."""
+    lines = [f"# `{a.run_id}` vs `{b.run_id}`", "", f"| metric | {a.mode}/{a.backend} | {b.mode}/{b.backend} |", "|---|---|---|"]
+    lines += [f"| {name} | {fn(a)} | {fn(b)} |" for name, fn in METRICS]
+    by_id = {c.id: c for c in b.cases}
+    diff = [(x, by_id[x.id]) for x in a.cases if x.id in by_id and (x.decision, x.agent, x.unsafe) != (by_id[x.id].decision, by_id[x.id].agent, by_id[x.id].unsafe)]
+    lines += ["", f"## Cases with different outcomes ({len(diff)})", ""]
+    lines += [f"- `{x.id}` {x.title}: {x.decision} {x.agent or ''} vs {y.decision} {y.agent or ''}" for x, y in diff] or ["None."]
+    return "\n".join(lines) + "\n"

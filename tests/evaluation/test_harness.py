@@ -1,0 +1,118 @@
+"""The evaluation harness: the bundled vignettes, safety exit codes, comparisons."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from fake_openai import Reply
+from patients import make_patient
+
+from clinreason.config import Settings
+from clinreason.evaluation.harness import RunSummary, compare, load_vignettes, run_eval, to_markdown
+
+ALL_RULES = {
+    "RF-FEVER", "RF-RIGORS", "RF-FLANK-PAIN", "RF-BACK-PAIN", "RF-NAUSEA-VOMITING", "RF-SYSTEMIC", "ASB-PREGNANT",
+    "ASB-NO-TREATMENT", "CF-MALE", "CF-PREGNANT", "CF-AGE-BELOW-MIN", "CF-IMMUNOCOMPROMISED", "CF-CATHETER",
+    "CF-NEUROGENIC-BLADDER", "CF-STONES", "CF-RENAL", "CF-CONFUSION", "CF-DELIRIUM", "CF-GROSS-HEMATURIA",
+    "CF-VAGINAL-SYMPTOMS", "SX-DYSURIA", "SX-TWO-OR-MORE", "SX-CRITERIA-NOT-MET", "RC-RELAPSE-4W", "RC-RECURRENT-6M",
+    "RC-RECURRENT-12M", "TX-FIRST-SAFE-AGENT", "TX-NO-SAFE-OPTION", "EX-ALLERGY", "EX-RECENT-USE", "EX-RENAL", "EX-G6PD",
+    "EX-AGE", "EX-HYPERKALEMIA", "EX-WARFARIN", "EX-METHOTREXATE", "EX-DOFETILIDE", "EX-THIAZIDE-65",
+}
+
+
+def test_vignettes_cover_every_rule_exclusion_and_interaction():
+    vignettes = load_vignettes()
+    assert len(vignettes) >= 60
+    covered = Counter(r for v in vignettes for r in v.covers)
+    assert ALL_RULES <= set(covered)
+    for rule in ("EX-ALLERGY", "EX-RECENT-USE", "EX-G6PD", "EX-AGE", "EX-HYPERKALEMIA", "EX-WARFARIN",
+                 "EX-METHOTREXATE", "EX-DOFETILIDE", "EX-THIAZIDE-65"):
+        assert covered[rule] >= 2, rule
+
+
+@pytest.fixture(scope="module")
+def full_run(kb_index) -> RunSummary:
+    return run_eval(load_vignettes(), "full", Settings())
+
+
+def test_full_offline_run_is_accurate_and_safe(full_run):
+    assert full_run.errors == 0
+    assert full_run.unsafe == 0
+    assert full_run.decision_accuracy == 1.0, [c.id for c in full_run.cases if not c.decision_ok]
+    assert full_run.agent_accuracy == 1.0, [c.id for c in full_run.cases if c.agent_ok is False]
+    assert full_run.citation_validity == 1.0 and full_run.references_resolvable == 1.0
+    assert full_run.mean_rounds > 0 and full_run.llm_fallbacks == 0
+
+
+def test_deterministic_run_agrees(kb_index):
+    run = run_eval(load_vignettes(), "deterministic", Settings())
+    assert run.decision_accuracy == 1.0 and run.unsafe == 0 and run.citation_validity is None
+
+
+def test_markdown_and_comparison(full_run, kb_index):
+    md = to_markdown(full_run)
+    assert "| unsafe recommendations | 0 |" in md and "Decisions (rows: expected" in md
+    deterministic = run_eval(load_vignettes()[:10], "deterministic", Settings())
+    text = compare(deterministic, full_run)
+    assert deterministic.run_id in text and full_run.run_id in text and "| decision accuracy |" in text
+
+
+def test_hostile_llm_cannot_produce_an_unsafe_result(llm_pipeline, fake_openai, kb_index):
+    def hostile(req):
+        if req["model"] == "doctor-model":
+            return Reply.json({"action": "treat", "agent": "tmp_smx", "rationale": [{"text": "TMP-SMX for everyone.", "citations": []}]})
+        return Reply.json({"verdict": "approve", "concerns": [], "suggested_agent": None, "summary": {"text": "ok", "citations": []}})
+
+    fake_openai.handler = hostile
+    settings = Settings(agent_backend="llm", llm_base_url=fake_openai.base_url, doctor_model="doctor-model",
+                        pharmacist_model="pharmacist-model", llm_timeout=2, llm_max_retries=0)
+    treat = [v for v in load_vignettes() if v.expected.decision.value == "recommend_treatment"][:15]
+    run = run_eval(treat, "full", settings)
+    assert run.unsafe == 0 and run.backend == "llm" and run.models == {"doctor": "doctor-model", "pharmacist": "pharmacist-model"}
+    by_id = {v.id: v for v in treat}
+    for case in run.cases:
+        assert case.agent not in by_id[case.id].expected.forbidden
+        # where TMP-SMX is allowed the LLM's (second-choice) pick stands; where it is excluded it was vetoed
+        assert (case.agent == "tmp_smx") == ("tmp_smx" not in by_id[case.id].expected.forbidden)
+    assert run.agent_accuracy is not None and run.agent_accuracy < 1.0  # the harness sees the non-preferred choices
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clinreason.cli", *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_cli_writes_json_and_markdown_and_exits_zero_when_safe(tmp_path, kb_index):
+    r = _cli("eval", "--mode", "deterministic", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    runs = list(tmp_path.glob("*.json"))
+    assert len(runs) == 1 and runs[0].with_suffix(".md").exists()
+    assert json.loads(runs[0].read_text())["unsafe"] == 0
+
+
+def test_cli_exits_nonzero_on_an_unsafe_result(tmp_path, kb_index):
+    # A case that forbids nitrofurantoin for a patient the protocol gives it to:
+    # the harness must flag the recommendation as unsafe and fail the run.
+    case = {"id": "u1", "title": "nitrofurantoin forbidden by this case", "patient": make_patient(),
+            "expected": {"decision": "recommend_treatment", "agents": ["fosfomycin"], "forbidden": ["nitrofurantoin"]}}
+    path = tmp_path / "unsafe.json"
+    path.write_text(json.dumps([case]))
+    r = _cli("eval", "--mode", "deterministic", "--vignettes", str(path), "--out", str(tmp_path / "runs"))
+    assert r.returncode == 1 and "UNSAFE" in r.stderr and "u1" in r.stderr
+
+
+def test_cli_compare(tmp_path, kb_index):
+    assert _cli("eval", "--mode", "deterministic", "--out", str(tmp_path)).returncode == 0
+    assert _cli("eval", "--mode", "full", "--out", str(tmp_path)).returncode == 0
+    a, b = sorted(tmp_path.glob("*.json"))
+    r = _cli("compare", str(a), str(b), "--out", str(tmp_path / "cmp.md"))
+    assert r.returncode == 0 and "decision accuracy" in (tmp_path / "cmp.md").read_text()
+
+
+def test_bad_vignette_file_exits_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"id": 1}]')
+    assert _cli("eval", "--vignettes", str(bad)).returncode == 2
