@@ -152,3 +152,10 @@ def test_openapi_documents_the_patient_schema_with_an_example(api):
     body = spec["paths"]["/v1/assessments"]["post"]["requestBody"]["content"]["application/json"]
     assert body["example"]["history"]["meds"] == ["lisinopril", "spironolactone", "ibuprofen"]
     assert "ACEI_ARB_use" in spec["components"]["schemas"]["History"]["properties"]
+
+
+def test_unknown_locale_is_a_field_error(api):
+    patient = load_sample("uncomplicated") | {"locale_code": "US-TX"}
+    r = api.post_patient(patient)
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "locale_code", "message": "no protocol profile for 'US-TX' (available: CA-ON)"}]
