@@ -19,9 +19,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # subprocesses inherit it, so the index is embedded once per run.
 os.environ["CLINREASON_DATA_DIR"] = tempfile.mkdtemp(prefix="clinreason-test-")
 
-from fake_openai import fake_openai  # noqa: E402,F401  (fixture re-export)
 
 from patients import make_patient  # noqa: E402
+
+pytest_plugins = ["fake_openai"]  # the scripted OpenAI-compatible server fixture
 
 
 @pytest.fixture

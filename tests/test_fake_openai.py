@@ -9,7 +9,7 @@ import time
 
 import openai
 import pytest
-from fake_openai import FakeOpenAI, Reply, fake_openai  # noqa: F401  (fixture import)
+from fake_openai import FakeOpenAI, Reply
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, ValidationError
 

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinreason.api.metrics import Metrics
 from clinreason.api.problems import problem, problem_responses
-from clinreason.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from clinreason.api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from clinreason.assessment import Assessment, assess
 from clinreason.config import Settings, get_settings
 from clinreason.errors import InvalidPatient
