@@ -30,11 +30,11 @@ Progress = Callable[[str], None]
 
 
 class AssessmentNotFound(KeyError):
-    pass
+    """No assessment with that id in the checkpointer or store."""
 
 
 class NotAwaitingSignoff(RuntimeError):
-    pass
+    """The assessment is final (or never needed sign-off)."""
 
 
 def _now() -> str:

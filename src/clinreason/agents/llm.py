@@ -38,7 +38,7 @@ SYSTEM = {
 
 
 class LLMCallError(RuntimeError):
-    pass
+    """An LLM call failed or its output could not be parsed; the caller falls back to rules."""
 
 
 def case_prompt(ctx: CaseContext) -> str:
