@@ -21,10 +21,10 @@ from clinreason.config import Settings, get_settings
 from clinreason.graph.build import build_graph, recursion_limit
 from clinreason.graph.nodes import InvalidSignoff, validate_signoff
 from clinreason.graph.persistence import make_checkpointer
-from clinreason.store import Store
 from clinreason.graph.tracing import init_tracing
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
+from clinreason.store import Store
 
 Progress = Callable[[str], None]
 

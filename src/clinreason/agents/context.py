@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,12 +29,20 @@ def monograph_doc(agent: str) -> str:
     return f"monograph-{agent.replace('_', '-')}"
 
 
+def monograph_chunk_for_rule(agent: str, rule_id: str, chunks: Mapping[str, Chunk]) -> str | None:
+    """The agent's monograph section behind an exclusion rule, among `chunks`."""
+    doc = monograph_doc(agent)
+    if rule_id in RULE_MONOGRAPH_SECTION:
+        cid = f"{doc}#{RULE_MONOGRAPH_SECTION[rule_id]}"
+        return cid if cid in chunks else None
+    return next((cid for cid, c in chunks.items() if c.doc_id == doc and rule_id in c.text), None)
+
+
 @dataclass
 class CaseContext:
     patient: Patient
     protocol: ProtocolResult
     passages: dict[str, Chunk]  # retrieved chunks by id: the only citable evidence
-    max_rounds: int = 3
     formulary: Formulary = field(default_factory=load_formulary)
 
     @cached_property
@@ -57,9 +66,5 @@ class CaseContext:
 
     def exclusion_citations(self, agent: str, ex: Exclusion) -> list[str]:
         """The policy rule chunk plus the agent's monograph section for that rule."""
-        section = RULE_MONOGRAPH_SECTION.get(ex.rule_id)
-        if section:
-            monograph = self.cite(f"{monograph_doc(agent)}#{section}")
-        else:
-            monograph = [cid for cid in self.passages if cid.startswith(monograph_doc(agent) + "#") and ex.rule_id in self.passages[cid].text][:1]
-        return self.rule_citation(ex.rule_id) + monograph
+        monograph = monograph_chunk_for_rule(agent, ex.rule_id, self.passages)
+        return self.rule_citation(ex.rule_id) + ([monograph] if monograph else [])

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from clinreason.agents.context import RULE_MONOGRAPH_SECTION, monograph_doc
+from clinreason.agents.context import monograph_chunk_for_rule, monograph_doc
 from clinreason.config import Settings
-from clinreason.knowledge.chunking import Chunk
 from clinreason.knowledge.corpus import rule_chunk_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.retrieval import chunk_by_id, search_ids
@@ -24,13 +23,6 @@ class Evidence(BaseModel):
     chunk_id: str
     why: str  # "rule SX-DYSURIA", "monograph fosfomycin", "search: ..."
     score: float | None = None
-
-
-def _monograph_for_exclusion(agent: str, rule_id: str, chunks: dict[str, Chunk]) -> str | None:
-    doc = monograph_doc(agent)
-    if rule_id in RULE_MONOGRAPH_SECTION:
-        return f"{doc}#{RULE_MONOGRAPH_SECTION[rule_id]}"
-    return next((cid for cid, c in chunks.items() if c.doc_id == doc and rule_id in c.text), None)
 
 
 def _searches(protocol: ProtocolResult) -> list[tuple[str, dict, int]]:
@@ -70,7 +62,7 @@ def gather_evidence(protocol: ProtocolResult, settings: Settings) -> list[Eviden
         add(f"{monograph_doc(ev.agent)}#dose-and-regimen", f"monograph {ev.agent}")
         for ex in ev.exclusions:
             add(rule_chunk_id(ex.rule_id, protocol.profile_id), f"rule {ex.rule_id}")
-            add(_monograph_for_exclusion(ev.agent, ex.rule_id, chunks), f"monograph {ev.agent} {ex.rule_id}")
+            add(monograph_chunk_for_rule(ev.agent, ex.rule_id, chunks), f"monograph {ev.agent} {ex.rule_id}")
     for agent in protocol.allowed_agents:
         for section in TREATMENT_SECTIONS:
             add(f"{monograph_doc(agent)}#{section}", f"monograph {agent}")

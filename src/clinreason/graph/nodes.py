@@ -30,9 +30,9 @@ from clinreason.graph.state import (
     referral_of,
     rounds_of,
 )
+from clinreason.knowledge.chunking import Chunk, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
-from clinreason.knowledge.chunking import current_kb_version
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
 from clinreason.protocols.patient import parse_patient
 from clinreason.protocols.profile import load_profile
@@ -97,12 +97,14 @@ class Nodes:
     doctor: Doctor
     pharmacist: Pharmacist
 
-    def _ctx(self, s: GraphState) -> CaseContext:
+    @staticmethod
+    def _passages(s: GraphState) -> dict[str, Chunk]:
+        """The retrieved chunks, by id: the only evidence agents and the report may cite."""
         chunks = chunk_by_id()
-        return CaseContext(
-            patient=patient_of(s), protocol=protocol_of(s),
-            passages={e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}, max_rounds=self.settings.max_rounds,
-        )
+        return {e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}
+
+    def _ctx(self, s: GraphState) -> CaseContext:
+        return CaseContext(patient=patient_of(s), protocol=protocol_of(s), passages=self._passages(s))
 
     @staticmethod
     def _stats(s: GraphState) -> CitationStats:
@@ -162,10 +164,9 @@ class Nodes:
         signoff = Signoff.model_validate(s["signoff"]) if s.get("signoff") else None
         status = "awaiting_signoff" if needs_signoff(gate.plan) and signoff is None else "final"
         audit = self._audit(s, gate)
-        chunks = chunk_by_id()
         markdown, citations = render_report(
             assessment_id=s["assessment_id"], patient=patient_of(s), protocol=protocol_of(s),
-            passages={e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}, rounds=rounds_of(s),
+            passages=self._passages(s), rounds=rounds_of(s),
             referral=referral_of(s), gate=gate, status=status, signoff=signoff, audit=audit,
         )
         return {"status": status, "report_markdown": markdown, "citations": [c.model_dump() for c in citations], "audit": audit}
