@@ -5,7 +5,8 @@
 1. Build: cold (empty data dir: model load + embedding every chunk) and a
    no-op incremental rebuild.
 2. Warm queries: the labelled questions with their embeddings cached, each
-   repeated; p50/p95 per method.
+   repeated; p50/p95 per method (rrf = BM25 + dense only; hybrid adds the
+   rule-linked list), and the cost of linking one new question to rules.
 3. Scaling: synthetic corpora of N chunks made from the real ones (vectors
    perturbed with noise, texts re-shuffled), loaded into a fresh Chroma
    collection; hybrid query p50/p95 at each size.
@@ -27,6 +28,7 @@ from clinreason.knowledge.chunking import Chunk, all_chunks
 from clinreason.knowledge.embeddings import Embedder
 from clinreason.knowledge.evaluation import load_eval_queries
 from clinreason.knowledge.index import KnowledgeIndex
+from clinreason.knowledge.linking import linked_rules
 from clinreason.knowledge.query import expand_query
 
 
@@ -95,9 +97,17 @@ def main() -> None:
     print(f"build: {len(chunks)} chunks, cold {cold:.1f} s (embedded {report.embedded}); "
           f"incremental no-op {time.perf_counter() - t0:.2f} s (embedded {noop.embedded})")
 
-    for method in ("bm25", "dense", "hybrid"):
+    for method in ("bm25", "dense", "rrf", "hybrid"):
         p50, p95 = time_queries(index, queries, method, args.repeat)
         print(f"warm query ({len(queries)} questions x {args.repeat}), {method:6s}: p50 {p50:6.2f} ms  p95 {p95:6.2f} ms")
+    link_times = []
+    for _ in range(args.repeat):
+        for q in queries:
+            t0 = time.perf_counter()
+            linked_rules.__wrapped__(q)  # uncached: what a question never seen before costs
+            link_times.append((time.perf_counter() - t0) * 1000)
+    p50, p95 = pct(link_times)
+    print(f"rule linking of a new question (uncached): p50 {p50:6.3f} ms  p95 {p95:6.3f} ms")
 
     vectors = index.embedder.embed_passages([c.embed_text for c in chunks])
     for q in queries:

@@ -217,10 +217,12 @@ def kb_search(
     kind: Annotated[list[str] | None, typer.Option(help="policy | monograph | guideline (repeatable).")] = None,
     agent: Annotated[list[str] | None, typer.Option(help="nitrofurantoin | tmp_smx | trimethoprim | fosfomycin (repeatable).")] = None,
     jurisdiction: Annotated[list[str] | None, typer.Option(help="e.g. CA-ON, CA, UK, US, INTL (repeatable).")] = None,
-    method: Annotated[str, typer.Option(help="hybrid | bm25 | dense.")] = "hybrid",
+    method: Annotated[str, typer.Option(help="hybrid | rrf (hybrid without rule links) | bm25 | dense.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the knowledge base."""
+    from clinreason.knowledge.linking import linked_rules
+
     filters = {key: v for key, v in (("kind", kind), ("agent", agent), ("jurisdiction", jurisdiction)) if v}
     index, _ = _progress_index()
     from clinreason.knowledge.retrieval import Passage
@@ -234,6 +236,8 @@ def kb_search(
     if as_json:
         sys.stdout.write(json.dumps([p.model_dump() for p in passages], indent=2) + "\n")
         return
+    if method == "hybrid":
+        out.print(f"[dim]linked rules:[/] {', '.join(linked_rules(query)) or 'none'}")
     if not passages:
         out.print("no passages match")
     for rank, p in enumerate(passages, 1):
@@ -256,6 +260,7 @@ def kb_show(chunk_id: Annotated[str, typer.Argument(help="e.g. monograph-nitrofu
         return
     out.print(Panel(c.text, title=f"{c.id}", subtitle=f"{c.kind} | {c.jurisdiction} | version {c.version}"))
     out.print(f"[bold]{c.title}[/] / {c.section}\n[dim]source:[/] {c.source}\n[dim]content hash:[/] {c.content_hash}")
+    out.print(f"[dim]protocol rules:[/] {', '.join(c.rules) or 'none'}")
 
 
 @app.command("signoff")
@@ -372,9 +377,9 @@ def serve(
 @kb_app.command("eval")
 def kb_eval(
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
-    which: Annotated[str, typer.Option("--set", help="dev | holdout")] = "dev",
+    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind")] = "dev",
 ) -> None:
-    """Recall@k, capped recall@k, MRR and hit@k of BM25, dense and hybrid retrieval on labelled questions."""
+    """Recall@k of essential passages, MRR, hit@k and graded nDCG@k for each retrieval method on labelled questions."""
     from clinreason.knowledge.evaluation import SETS, evaluate_all
 
     if which not in SETS:
@@ -382,10 +387,13 @@ def kb_eval(
         raise typer.Exit(EXIT_BAD_INPUT)
     index, _ = _progress_index()
     table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
-    for col in ("method", f"recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", "questions"):
+    cols = ("method", f"recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}", f"recall@{k} (all graded)", "questions")
+    for col in cols:
         table.add_column(col)
     for m in evaluate_all(index, k, which):
-        table.add_row(m.method, f"{m.recall:.3f}", f"{m.capped_recall:.3f}", f"{m.mrr:.3f}", f"{m.hit_rate:.3f}", str(m.n))
+        values = (m.recall, m.capped_recall, m.mrr, m.hit_rate, m.ndcg, m.recall_all)
+        table.add_row(m.method, *(f"{v:.3f}" for v in values), str(m.n))
+    out.print("recall, MRR and hit count essential passages; nDCG grades essential 2, supporting 1")
     out.print(table)
 
 

@@ -39,7 +39,7 @@ def test_incremental_build_embeds_only_what_changed(kb_index, tmp_path):
     assert changed.collection.count() == 5
 
 
-@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("method", ["bm25", "dense", "rrf", "hybrid"])
 def test_kind_and_agent_filters_hold_for_every_method(kb_index, method):
     hits = kb_index.search("interaction that raises potassium", 8, {"kind": "monograph", "agent": "trimethoprim"}, method)
     assert hits

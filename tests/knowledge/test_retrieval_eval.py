@@ -1,8 +1,9 @@
-"""Retrieval quality on labelled pharmacist questions (dev and held-out sets).
+"""Retrieval quality on graded pharmacist questions (dev, held-out and blind sets).
 
-The issue's bar is hybrid recall@5 >= 0.9; it is NOT met yet (see README,
-"Retrieval quality"). These floors sit just under the measured figures so a
-regression fails the suite; raise them as retrieval improves.
+The issue's bar is hybrid recall@5 >= 0.9 of the essential passages; it is NOT
+met yet (README, "Retrieval quality"). The floors below sit just under the
+measured figures, so a regression fails the suite; raise them as retrieval
+improves.
 """
 
 from __future__ import annotations
@@ -12,15 +13,23 @@ import pytest
 from clinreason.knowledge.chunking import all_chunks
 from clinreason.knowledge.evaluation import SETS, evaluate_all, load_eval_queries
 
+FLOORS = {  # hybrid: recall@5 (essential), MRR, hit@5, nDCG@5
+    "dev": (0.85, 0.84, 0.96, 0.76),
+    "holdout": (0.63, 0.73, 0.89, 0.61),
+    "blind": (0.74, 0.80, 0.94, 0.77),
+}
+
 
 @pytest.mark.parametrize("which", list(SETS))
-def test_labels_resolve_to_real_chunks(which):
+def test_labels_are_graded_and_resolve_to_real_chunks(which):
     ids = {c.id for c in all_chunks()}
     queries = load_eval_queries(which)
     assert len(queries) >= 40
     assert len({q.id for q in queries}) == len(queries)
     for q in queries:
-        assert q.relevant and set(q.relevant) <= ids, q.id
+        assert q.essential, q.id
+        assert set(q.essential) <= ids and set(q.supporting) <= ids, q.id
+        assert not set(q.essential) & set(q.supporting), q.id
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +41,21 @@ def test_report_figures(metrics, capsys):
     with capsys.disabled():
         for which, by_method in metrics.items():
             for m in by_method.values():
-                print(f"\n[{which}] {m.method:6s} recall@5 {m.recall:.3f} capped {m.capped_recall:.3f} MRR {m.mrr:.3f} hit@5 {m.hit_rate:.3f} (n={m.n})", end="")
+                print(
+                    f"\n[{which}] {m.method:6s} recall@5 {m.recall:.3f} capped {m.capped_recall:.3f} MRR {m.mrr:.3f} "
+                    f"hit@5 {m.hit_rate:.3f} nDCG@5 {m.ndcg:.3f} (n={m.n})", end="",
+                )
         print()
 
 
-def test_hybrid_beats_either_method_alone_on_mrr(metrics):
+def test_rule_links_add_recall_over_text_fusion_on_every_set(metrics):
     for which, m in metrics.items():
+        assert m["hybrid"].recall >= m["rrf"].recall + 0.04, which
         assert m["hybrid"].mrr >= max(m["bm25"].mrr, m["dense"].mrr), which
 
 
-def test_dev_set_floors(metrics):
-    h = metrics["dev"]["hybrid"]
-    assert h.hit_rate >= 0.93 and h.recall >= 0.68 and h.mrr >= 0.81
-
-
-def test_holdout_floors(metrics):
-    h = metrics["holdout"]["hybrid"]
-    assert h.hit_rate >= 0.86 and h.recall >= 0.49 and h.mrr >= 0.69
+@pytest.mark.parametrize("which", list(SETS))
+def test_hybrid_floors(metrics, which):
+    h = metrics[which]["hybrid"]
+    recall, mrr, hit, ndcg = FLOORS[which]
+    assert h.recall >= recall and h.mrr >= mrr and h.hit_rate >= hit and h.ndcg >= ndcg, (which, h)

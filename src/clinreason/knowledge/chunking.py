@@ -24,6 +24,7 @@ class Chunk(BaseModel):
     jurisdiction: str
     kind: str
     agents: tuple[str, ...]  # protocol agents the chunk is about
+    rules: tuple[str, ...] = ()  # protocol rule ids the chunk states or applies
     content_hash: str
 
     @property
@@ -46,12 +47,13 @@ def _agents_mentioned(text: str, doc: Document) -> tuple[str, ...]:
 def chunk_document(doc: Document) -> list[Chunk]:
     chunks = []
     for s in doc.sections:
-        h = hashlib.sha256("\0".join((doc.id, s.heading, s.body, doc.source, doc.version)).encode()).hexdigest()[:16]
+        parts = (doc.id, s.heading, s.body, doc.source, doc.version, ",".join(s.rules))
+        h = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
         chunks.append(
             Chunk(
                 id=f"{doc.id}#{s.slug}", doc_id=doc.id, title=doc.title, section=s.heading, text=s.body,
                 source=doc.source, version=doc.version, jurisdiction=doc.jurisdiction, kind=doc.kind,
-                agents=_agents_mentioned(f"{s.heading} {s.body}", doc), content_hash=h,
+                agents=_agents_mentioned(f"{s.heading} {s.body}", doc), rules=s.rules, content_hash=h,
             )
         )
     return chunks

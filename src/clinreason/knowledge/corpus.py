@@ -20,6 +20,9 @@ from clinreason.protocols.profile import Profile, load_profile, rule_catalog
 
 KINDS = ("policy", "monograph", "guideline")
 _FRONT = re.compile(r"^---\n(.*?)\n---\n", re.DOTALL)
+# `<!-- rules: EX-RENAL, CF-RENAL -->` at the end of an authored section names the
+# protocol rules the section speaks to; retrieval links questions to rules.
+_RULES = re.compile(r"^<!--\s*rules:\s*(.*?)\s*-->\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Section:
     heading: str
     body: str
     slug: str
+    rules: tuple[str, ...] = ()  # protocol rule ids this section states or applies
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ def parse_markdown(text: str, origin: str) -> Document:
     sections = []
     for block in re.split(r"^## ", text[m.end():], flags=re.MULTILINE)[1:]:
         heading, _, body = block.partition("\n")
-        sections.append(Section(heading.strip(), body.strip(), slugify(heading)))
+        rules = tuple(r.strip() for m in _RULES.finditer(body) for r in m.group(1).split(",") if r.strip())
+        sections.append(Section(heading.strip(), _RULES.sub("", body).strip(), slugify(heading), rules))
     slugs = [s.slug for s in sections]
     if len(set(slugs)) != len(slugs) or not sections:
         raise ValueError(f"{origin}: sections must exist and have unique headings")
@@ -91,7 +96,7 @@ def render_protocol_policy(profile: Profile) -> Document:
     for rule in sorted(rule_catalog().values(), key=lambda r: r.step):
         title = rule.title.format(**profile.params)
         body = f"{rule.text.format(**profile.params)}\nRule {rule.id}, evaluation step {rule.step}.\nSource: {rule.source.format(**profile.params)}"
-        sections.append(Section(f"{rule.id}: {title}", body, rule.id.lower()))
+        sections.append(Section(f"{rule.id}: {title}", body, rule.id.lower(), (rule.id,)))
     return Document(
         id=f"policy-uti-{profile.id.lower()}",
         title=f"UTI protocol ({profile.id}): {profile.title}",
@@ -108,33 +113,40 @@ def render_monograph(agent_id: str, formulary: Formulary, profile: Profile) -> D
     n = a.name
     reg = profile.regimen(agent_id)
     sources = "; ".join(a.sources)
-    s: list[tuple[str, str]] = [
+    # (heading, body, rules the section applies)
+    s: list[tuple[str, str, tuple[str, ...]]] = [
         (f"{n}: dose and regimen",
          f"{n} for acute uncomplicated cystitis under the {profile.id} profile: {reg.text}."
-         + (f" {reg.note}" if reg.note else "")),
-        (f"{n}: mechanism", f"{n}. {a.mechanism}"),
+         + (f" {reg.note}" if reg.note else ""), ("TX-FIRST-SAFE-AGENT",)),
+        (f"{n}: mechanism", f"{n}. {a.mechanism}", ()),
         (f"{n}: renal function", f"{n}. {a.renal}"
          + (f" Protocol rule: {n} is excluded below {profile.renal_exclusion_below[agent_id]:g} mL/min eGFR or creatinine clearance."
-            if agent_id in profile.renal_exclusion_below else "")),
-        (f"{n}: pregnancy and lactation", f"{n} in pregnancy: {a.pregnancy} {n} in lactation: {a.lactation}"),
-        (f"{n}: G6PD deficiency", f"{n}. {a.g6pd}"),
+            if agent_id in profile.renal_exclusion_below else ""), ("EX-RENAL",)),
+        (f"{n}: pregnancy and lactation", f"{n} in pregnancy: {a.pregnancy} {n} in lactation: {a.lactation}", ("CF-PREGNANT",)),
+        (f"{n}: G6PD deficiency", f"{n}. {a.g6pd}", ("EX-G6PD",)),
         (f"{n}: age limits",
          f"{n} is not used under {a.min_age} years: safety and efficacy are not established in that group." if a.min_age
-         else f"{n} has no protocol age limit beyond the {profile.id} minimum age of {profile.min_age} years for pharmacist prescribing."),
-        (f"{n}: adverse effects", f"Adverse effects of {n}: " + "; ".join(a.adverse_effects) + "."),
-        (f"{n}: counselling", f"Counselling for {n}: " + " ".join(a.counselling)),
+         else f"{n} has no protocol age limit beyond the {profile.id} minimum age of {profile.min_age} years for pharmacist prescribing.",
+         ("EX-AGE", "CF-AGE-BELOW-MIN")),
+        (f"{n}: adverse effects", f"Adverse effects of {n}: " + "; ".join(a.adverse_effects) + ".", ()),
+        (f"{n}: counselling", f"Counselling for {n}: " + " ".join(a.counselling), ()),
         (f"{n}: allergy and recent use",
-         f"A reported allergy to {n} (by generic or brand name) excludes it. "
-         f"Use of {' or '.join(formulary.agents[p].name if p in formulary.agents else p for p in a.recent_use_excluded_by)} "
-         f"in the last {profile.recent_antibiotic_days} days excludes {n}, because resistance is more likely."),
+         (f"A reported allergy to {n} (by generic or brand name) excludes it. "
+          f"Use of {' or '.join(formulary.agents[p].name if p in formulary.agents else p for p in a.recent_use_excluded_by)} "
+          f"in the last {profile.recent_antibiotic_days} days excludes {n}, because resistance is more likely."),
+         ("EX-ALLERGY", "EX-RECENT-USE")),
     ]
     for rule in formulary.interactions:
         if agent_id in rule.excludes:
             age = f" Applies from age {rule.min_age}." if rule.min_age else ""
             s.append((f"{n} interaction: {rule.title}",
-                      f"{rule.title} ({rule.rule_id}). {rule.mechanism} {rule.advice}{age} Sources: {'; '.join(rule.sources)}."))
+                      f"{rule.title} ({rule.rule_id}). {rule.mechanism} {rule.advice}{age} Sources: {'; '.join(rule.sources)}.",
+                      (rule.rule_id,)))
     # Each passage names the product monograph; the document keeps every source.
-    sections = tuple(Section(h, f"{body}\nSource: {a.sources[0]}", slugify(h.split(":", 1)[1] if ":" in h else h)) for h, body in s)
+    sections = tuple(
+        Section(h, f"{body}\nSource: {a.sources[0]}", slugify(h.split(":", 1)[1] if ":" in h else h), rules)
+        for h, body, rules in s
+    )
     return Document(
         id=f"monograph-{agent_id.replace('_', '-')}",
         title=f"{n} monograph",

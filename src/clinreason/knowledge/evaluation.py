@@ -1,33 +1,53 @@
-"""Retrieval evaluation on labelled pharmacist questions (eval_queries.json).
+"""Retrieval evaluation on labelled pharmacist questions.
 
-recall@k is the fraction of a question's relevant chunks found in the top k,
-averaged over questions; capped recall@k divides by min(k, relevant) instead,
-so a question with more relevant chunks than k can still score 1; MRR is the
-mean reciprocal rank of the first relevant chunk; hit@k is the share of
-questions with any relevant chunk in the top k.
+Labels are graded. Each question lists its *essential* passages (they state
+the rule, threshold, dose or interaction that decides the answer; a
+pharmacist answering would cite them) and its *supporting* passages (useful
+background: mechanisms, general counselling, guideline comparisons). Grades
+were assigned by assessors who read the passages and never saw a ranking.
 
-Two labelled sets: `eval_queries.json` (the development set, used while tuning
-retrieval; labels completed by pooled judging) and `eval_queries_holdout.json`
-(written afterwards and never tuned on).
+Metrics at k, averaged over questions:
+- recall: share of the essential passages found in the top k (the issue's bar);
+- capped recall: the same, divided by min(k, essential) so a question with
+  more than k essential passages can still score 1;
+- MRR: reciprocal rank of the first essential passage;
+- hit: share of questions with an essential passage in the top k;
+- nDCG: graded (essential 2, supporting 1);
+- recall_all: share of essential + supporting passages found in the top k.
+
+Three sets:
+- dev (`eval_queries.json`): used while tuning retrieval;
+- holdout (`eval_queries_holdout.json`): written after the first tuning round,
+  never tuned on;
+- blind (`eval_queries_blind.json`): written from the protocol text alone and
+  graded by separate assessors after rule linking was built; run once on the
+  final configuration.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 
 from clinreason.knowledge.index import KnowledgeIndex
 
-METHODS = ("bm25", "dense", "hybrid")
+# bm25 and dense alone; rrf fuses the two; hybrid adds the rule-linked list.
+METHODS = ("bm25", "dense", "rrf", "hybrid")
+SETS = {"dev": "eval_queries.json", "holdout": "eval_queries_holdout.json", "blind": "eval_queries_blind.json"}
 
 
 @dataclass(frozen=True)
 class EvalQuery:
     id: str
     query: str
-    relevant: tuple[str, ...]
+    essential: tuple[str, ...]
+    supporting: tuple[str, ...]
     topic: str
+
+    def grade(self, chunk_id: str) -> int:
+        return 2 if chunk_id in self.essential else 1 if chunk_id in self.supporting else 0
 
 
 @dataclass(frozen=True)
@@ -38,33 +58,41 @@ class Metrics:
     capped_recall: float
     mrr: float
     hit_rate: float
+    ndcg: float
+    recall_all: float
     n: int
-    misses: tuple[str, ...]  # query ids with no relevant chunk in the top k
-
-
-SETS = {"dev": "eval_queries.json", "holdout": "eval_queries_holdout.json"}
+    misses: tuple[str, ...]  # query ids with no essential passage in the top k
 
 
 def load_eval_queries(which: str = "dev") -> list[EvalQuery]:
     raw = json.loads(resources.files("clinreason.knowledge").joinpath(SETS[which]).read_text("utf-8"))
-    return [EvalQuery(q["id"], q["query"], tuple(q["relevant"]), q["topic"]) for q in raw]
+    return [EvalQuery(q["id"], q["query"], tuple(q["essential"]), tuple(q["supporting"]), q["topic"]) for q in raw]
+
+
+def _ndcg(q: EvalQuery, ranked: list[str], k: int) -> float:
+    dcg = sum(q.grade(cid) / math.log2(r + 1) for r, cid in enumerate(ranked[:k], 1))
+    ideal = [2] * len(q.essential) + [1] * len(q.supporting)
+    idcg = sum(g / math.log2(r + 1) for r, g in enumerate(ideal[:k], 1))
+    return dcg / idcg
 
 
 def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: int = 5) -> Metrics:
-    recall = capped = mrr = hits = 0.0
+    recall = capped = mrr = hits = ndcg = recall_all = 0.0
     misses = []
     for q in queries:
         ranked = [cid for cid, _ in index.search(q.query, k, method=method)]
-        found = [cid for cid in ranked if cid in q.relevant]
-        recall += len(found) / len(q.relevant)
-        capped += len(found) / min(k, len(q.relevant))
-        first = next((i for i, cid in enumerate(ranked, 1) if cid in q.relevant), None)
+        found = [cid for cid in ranked if cid in q.essential]
+        recall += len(found) / len(q.essential)
+        capped += len(found) / min(k, len(q.essential))
+        recall_all += sum(1 for cid in ranked if q.grade(cid)) / (len(q.essential) + len(q.supporting))
+        ndcg += _ndcg(q, ranked, k)
+        first = next((i for i, cid in enumerate(ranked, 1) if cid in q.essential), None)
         mrr += 1.0 / first if first else 0.0
         hits += 1.0 if first else 0.0
         if not first:
             misses.append(q.id)
     n = len(queries)
-    return Metrics(method, k, recall / n, capped / n, mrr / n, hits / n, n, tuple(misses))
+    return Metrics(method, k, recall / n, capped / n, mrr / n, hits / n, ndcg / n, recall_all / n, n, tuple(misses))
 
 
 def evaluate_all(index: KnowledgeIndex, k: int = 5, which: str = "dev") -> list[Metrics]:

@@ -19,8 +19,9 @@ import numpy as np
 
 from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, kb_version
-from clinreason.knowledge.corpus import KINDS
+from clinreason.knowledge.corpus import KINDS, rule_chunk_id
 from clinreason.knowledge.embeddings import Embedder, model_id
+from clinreason.knowledge.linking import linked_rules
 from clinreason.knowledge.query import expand_query
 
 FILTER_KEYS = ("kind", "agent", "jurisdiction", "doc_id")
@@ -28,6 +29,11 @@ RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 # At most this many passages from one document in a hybrid top-k, so the rule,
 # the monograph and the guideline can all appear (measured on the eval set).
 MAX_PER_DOC = 3
+# The rule-linked list in the fusion: its weight relative to BM25 and dense (1.0
+# each), and how many passages one linked rule may add (a broad rule such as
+# TX-FIRST-SAFE-AGENT tags a dozen passages and would otherwise flood the list).
+LINK_WEIGHT = 1.5
+LINK_PER_RULE = 4
 Filters = Mapping[str, str | Sequence[str]]
 Progress = Callable[[str, int, int], None]
 
@@ -115,6 +121,10 @@ class KnowledgeIndex:
         self.settings = settings
         self.embedder = embedder or Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
         self.agent_ids = list(agent_ids) or sorted({a for c in self.chunks for a in c.agents})
+        self.by_rule: dict[str, list[str]] = {}
+        for c in self.chunks:
+            for r in c.rules:
+                self.by_rule.setdefault(r, []).append(c.id)
         self.version = kb_version(self.chunks)
         self._client = make_chroma_client(settings)
         self.collection = self._client.get_or_create_collection(
@@ -196,22 +206,48 @@ class KnowledgeIndex:
         )
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
+    # --- rule links -----------------------------------------------------------
+    def linked(self, query: str, text_scores: Mapping[str, float], filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Passages tagged with a rule the question links to.
+
+        The protocol's own statement of each linked rule comes first (it is what
+        a plan cites), then the other tagged passages, best text match first.
+        """
+        rules = linked_rules(query)
+        statements = {rule_chunk_id(r) for r in rules}
+
+        def best_first(ids: Sequence[str]) -> list[str]:
+            return sorted(ids, key=lambda cid: (cid not in statements, -text_scores.get(cid, 0.0), cid))
+
+        out: set[str] = set()
+        for rule in rules:
+            tagged = [cid for cid in self.by_rule.get(rule, ()) if not filters or chunk_matches(self.by_id[cid], filters)]
+            out.update(best_first(tagged)[:LINK_PER_RULE])
+        return best_first(list(out))
+
     # --- hybrid -------------------------------------------------------------
     def search(self, query: str, k: int = 5, filters: Filters | None = None, method: str = "hybrid") -> list[tuple[str, float]]:
-        """Top-k (chunk id, score). method: hybrid (RRF of both), bm25 or dense."""
+        """Top-k (chunk id, score).
+
+        method: hybrid (RRF of BM25, dense and the rule-linked list), rrf (BM25
+        and dense only, for comparison), bm25 or dense.
+        """
         f = check_filters(filters, self.agent_ids)
-        query = expand_query(query)
+        expanded = expand_query(query)
         pool = max(4 * k, 20)
         if method == "bm25":
-            return self.bm25(query, k, f)[:k]
+            return self.bm25(expanded, k, f)[:k]
         if method == "dense":
-            return self.dense(query, k, f)[:k]
-        if method != "hybrid":
-            raise ValueError(f"method must be hybrid, bm25 or dense, got {method!r}")
+            return self.dense(expanded, k, f)[:k]
+        if method not in ("hybrid", "rrf"):
+            raise ValueError(f"method must be hybrid, rrf, bm25 or dense, got {method!r}")
         fused: dict[str, float] = {}
-        for ranking in (self.bm25(query, pool, f), self.dense(query, pool, f)):
+        for ranking in (self.bm25(expanded, pool, f), self.dense(expanded, pool, f)):
             for rank, (cid, _) in enumerate(ranking, start=1):
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
+        if method == "hybrid":
+            for rank, cid in enumerate(self.linked(query, dict(fused), f), start=1):
+                fused[cid] = fused.get(cid, 0.0) + LINK_WEIGHT / (RRF_K + rank)
         out: list[tuple[str, float]] = []
         per_doc: dict[str, int] = {}
         for cid, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -9,16 +9,13 @@ so expansion can only add evidence.
 
 from __future__ import annotations
 
-import re
 import tomllib
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from clinreason.knowledge.formulary import load_formulary, tokens
+from clinreason.knowledge.linking import ages, renal_values
 from clinreason.protocols.profile import load_profile
-
-_AGE = re.compile(r"\b(\d{1,3})[- ]?(?:years?[- ]old|year|yrs?|yo|y/o)\b", re.IGNORECASE)
-_RENAL = re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\D{0,12}(\d{1,3})", re.IGNORECASE)
 
 
 @cache
@@ -36,22 +33,20 @@ def _numbers(query: str, profile_id: str = "CA-ON") -> list[str]:
     """Ages and kidney-function values compared with the profile's own thresholds."""
     profile = load_profile(profile_id)
     out = []
-    for m in _AGE.finditer(query):
-        age = int(m.group(1))
+    for age in ages(query):
         if age < profile.min_age:
             out.append(f"age below {profile.min_age} complicating factor")
         if age < 18:
             out.append("under 18 age limit")
         if age >= 65:
             out.append("older adults 65 and older")
-    for m in _RENAL.finditer(query):
-        value = int(m.group(1))
+    for value in renal_values(query):
         if value < profile.renal_complicating_below:
             out.append(f"renal dysfunction below {profile.renal_complicating_below:g} mL/min")
     return out
 
 
-@cache
+@lru_cache(maxsize=4096)
 def expand_query(query: str) -> str:
     formulary = load_formulary()
     words = tokens(query)

@@ -15,10 +15,19 @@ from clinreason.config import Settings, get_settings
 from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
-from clinreason.knowledge.index import Filters, KnowledgeIndex, Progress
+from clinreason.knowledge.index import (
+    LINK_PER_RULE,
+    LINK_WEIGHT,
+    MAX_PER_DOC,
+    RRF_K,
+    Filters,
+    KnowledgeIndex,
+    Progress,
+)
 
-# Bump when ranking code changes in a way the data hashes cannot see.
-RETRIEVAL_ALGO = "rrf60-cap3-expand1"
+# Bump when ranking code changes in a way the data hashes and constants cannot see.
+RETRIEVAL_ALGO = f"rrf{RRF_K}-cap{MAX_PER_DOC}-expand1-link{LINK_WEIGHT}x{LINK_PER_RULE}"
+_RANKING_DATA = ("lay_terms.toml", "rule_cues.toml")
 
 
 class Passage(BaseModel):
@@ -62,9 +71,10 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
 
 @cache
 def retrieval_fingerprint() -> str:
-    """Everything a ranking depends on: chunks, model, formulary, lay terms, algorithm."""
-    lay = resources.files("clinreason.knowledge.data").joinpath("lay_terms.toml").read_bytes()
-    parts = (current_kb_version(), model_id(), load_formulary().version, hashlib.sha256(lay).hexdigest(), RETRIEVAL_ALGO)
+    """Everything a ranking depends on: chunks, model, formulary, lay terms, rule cues, algorithm."""
+    data = resources.files("clinreason.knowledge.data")
+    hashes = tuple(hashlib.sha256(data.joinpath(name).read_bytes()).hexdigest() for name in _RANKING_DATA)
+    parts = (current_kb_version(), model_id(), load_formulary().version, *hashes, RETRIEVAL_ALGO)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

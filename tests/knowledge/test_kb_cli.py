@@ -1,0 +1,40 @@
+"""`clinreason kb search | show | eval` in process, against the session's index."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from clinreason.cli import app
+
+runner = CliRunner()
+
+
+def test_search_names_linked_rules_and_ranks_the_rule_statement(kb_index):
+    r = runner.invoke(app, ["kb", "search", "Aldactone and Septra together?", "-k", "5"])
+    assert r.exit_code == 0, r.output
+    assert "linked rules: EX-HYPERKALEMIA" in r.output
+    r = runner.invoke(app, ["kb", "search", "Aldactone and Septra together?", "-k", "5", "--json"])
+    ids = [p["chunk_id"] for p in json.loads(r.output)]
+    assert "policy-uti-ca-on#ex-hyperkalemia" in ids
+
+
+def test_search_rejects_unknown_method_and_filters_with_exit_2(kb_index):
+    r = runner.invoke(app, ["kb", "search", "warfarin", "--method", "magic"])
+    assert r.exit_code == 2 and "method must be" in r.output
+    r = runner.invoke(app, ["kb", "search", "warfarin", "--kind", "leaflet"])
+    assert r.exit_code == 2 and "unknown kind" in r.output
+
+
+def test_show_prints_source_and_protocol_rules(kb_index):
+    r = runner.invoke(app, ["kb", "show", "guideline-beers#tmp-smx-with-warfarin-bleeding-risk"])
+    assert r.exit_code == 0, r.output
+    assert "protocol rules: EX-WARFARIN" in r.output and "Beers" in r.output
+    r = runner.invoke(app, ["kb", "show", "no-such#chunk"])
+    assert r.exit_code == 2
+
+
+def test_eval_rejects_unknown_set(kb_index):
+    r = runner.invoke(app, ["kb", "eval", "--set", "tuning"])
+    assert r.exit_code == 2 and "dev, holdout, blind" in r.output

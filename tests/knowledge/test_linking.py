@@ -1,0 +1,96 @@
+"""Question -> protocol rule links, the rule tags on passages, and what linking does to ranking."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clinreason.knowledge.chunking import all_chunks
+from clinreason.knowledge.corpus import rule_chunk_id
+from clinreason.knowledge.linking import linked_rules, parse_cues
+from clinreason.protocols.profile import rule_catalog
+
+
+@pytest.mark.parametrize(
+    ("question", "rule"),
+    [
+        ("Aldactone and Septra together?", "EX-HYPERKALEMIA"),  # brand -> potassium-sparing class
+        ("she takes Entresto", "EX-HYPERKALEMIA"),  # ARNI
+        ("on Coumadin for AF", "EX-WARFARIN"),
+        ("weekly MTX 15 mg", "EX-METHOTREXATE"),
+        ("Tikosyn patient with cystitis", "EX-DOFETILIDE"),
+        ("68 year old on hydrochlorothiazide", "EX-THIAZIDE-65"),
+        ("kidney transplant on tacrolimus", "CF-IMMUNOCOMPROMISED"),
+        ("she threw up twice this morning", "RF-NAUSEA-VOMITING"),
+        ("shaking chills since last night", "RF-RIGORS"),
+        ("pain in her side and a temp of 38.5", "RF-FLANK-PAIN"),
+        ("pain in her side and a temp of 38.5", "RF-FEVER"),
+        ("24 weeks pregnant with burning", "CF-PREGNANT"),
+        ("has an indwelling foley", "CF-CATHETER"),
+        ("allergic to sulfa", "EX-ALLERGY"),
+        ("had Macrobid 3 weeks ago", "EX-RECENT-USE"),
+        ("G6PD deficient woman", "EX-G6PD"),
+        ("new confusion in an older man", "CF-CONFUSION"),
+    ],
+)
+def test_questions_link_to_the_rule_that_decides_them(question, rule):
+    assert rule in linked_rules(question)
+
+
+def test_numbers_are_compared_with_the_profile_thresholds():
+    assert {"EX-RENAL", "CF-RENAL"} <= set(linked_rules("Macrobid with an eGFR of 25"))
+    # 45 is above the CA-ON 30 mL/min cut-off: still a renal-threshold question, not a complicating factor.
+    at_45 = linked_rules("Macrobid with an eGFR of 45")
+    assert "EX-RENAL" in at_45 and "CF-RENAL" not in at_45
+    assert "CF-AGE-BELOW-MIN" in linked_rules("15 year old with burning")
+    assert "EX-AGE" in linked_rules("17 yo asking for Monurol")  # fosfomycin: not under 18
+    assert not {"CF-AGE-BELOW-MIN", "EX-AGE"} & set(linked_rules("40 year old with burning"))
+
+
+def test_naming_a_protocol_agent_alone_links_no_exclusion():
+    assert linked_rules("nitrofurantoin dose for cystitis") == ()
+    assert not any(r.startswith("EX-") for r in linked_rules("Septra DS how long"))
+
+
+def test_unknown_rules_or_classes_in_cue_data_are_errors():
+    with pytest.raises(ValueError, match="unknown rules"):
+        parse_cues('[cues]\n"EX-NOT-A-RULE" = ["x"]\n[classes]\n')
+    with pytest.raises(ValueError, match="unknown drug classes"):
+        parse_cues('[cues]\n[classes]\n"not_a_class" = ["EX-RENAL"]\n')
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_links_are_known_rules_in_protocol_order(text):
+    catalog = rule_catalog()
+    rules = linked_rules(text)
+    assert set(rules) <= set(catalog) and len(set(rules)) == len(rules)
+    steps = [catalog[r].step for r in rules]
+    assert steps == sorted(steps)
+
+
+def test_every_rule_has_its_statement_tagged_and_tags_are_known():
+    chunks = {c.id: c for c in all_chunks()}
+    for rule_id in rule_catalog():
+        assert chunks[rule_chunk_id(rule_id)].rules == (rule_id,)
+    for c in chunks.values():
+        assert set(c.rules) <= set(rule_catalog()), c.id
+        assert "<!--" not in c.text, c.id  # the tag comment is metadata, not passage text
+    beers_warfarin = chunks["guideline-beers#tmp-smx-with-warfarin-bleeding-risk"]
+    assert beers_warfarin.rules == ("EX-WARFARIN",)
+    assert chunks["monograph-nitrofurantoin#renal-function"].rules == ("EX-RENAL",)
+
+
+def test_linking_brings_the_protocol_rule_into_the_top_five(kb_index):
+    q = "Aldactone and Septra together?"
+    hybrid = [c for c, _ in kb_index.search(q, 5, method="hybrid")]
+    assert "policy-uti-ca-on#ex-hyperkalemia" in hybrid
+    vomiting = [c for c, _ in kb_index.search("she threw up twice and has burning", 3)]
+    assert "policy-uti-ca-on#rf-nausea-vomiting" in vomiting
+
+
+def test_linked_passages_respect_filters(kb_index):
+    hits = kb_index.search("Aldactone and Septra together?", 8, {"kind": "guideline"})
+    assert hits and all(kb_index.by_id[c].kind == "guideline" for c, _ in hits)
+    assert "guideline-beers#tmp-smx-with-spironolactone-or-other-potassium-sparing-diuretics" in [c for c, _ in hits]
