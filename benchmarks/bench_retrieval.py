@@ -29,7 +29,6 @@ from clinreason.knowledge.embeddings import Embedder
 from clinreason.knowledge.evaluation import load_eval_queries
 from clinreason.knowledge.index import KnowledgeIndex
 from clinreason.knowledge.linking import linked_rules
-from clinreason.knowledge.query import expand_query
 
 
 def pct(values: list[float]) -> tuple[float, float]:
@@ -109,9 +108,9 @@ def main() -> None:
     p50, p95 = pct(link_times)
     print(f"rule linking of a new question (uncached): p50 {p50:6.3f} ms  p95 {p95:6.3f} ms")
 
-    vectors = index.embedder.embed_passages([c.embed_text for c in chunks])
-    for q in queries:
-        index.embedder.embed_query(expand_query(q))
+    stored = index.collection.get(ids=[c.id for c in chunks], include=["embeddings"])  # built above: no re-embedding
+    by_id = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+    vectors = np.array([by_id[c.id] for c in chunks], dtype=np.float32)
     rng = random.Random(0)
     for n in [int(x) for x in args.scale.split(",") if x]:
         syn, table = synthetic(chunks, vectors, n, rng)

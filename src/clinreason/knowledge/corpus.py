@@ -86,9 +86,13 @@ def authored_documents() -> list[Document]:
     return docs
 
 
+def protocol_doc_id(profile_id: str) -> str:
+    return f"policy-uti-{profile_id.lower()}"
+
+
 def rule_chunk_id(rule_id: str, profile_id: str = "CA-ON") -> str:
     """The chunk that states a protocol rule: the citation target for that rule."""
-    return f"policy-uti-{profile_id.lower()}#{rule_id.lower()}"
+    return f"{protocol_doc_id(profile_id)}#{rule_id.lower()}"
 
 
 def render_protocol_policy(profile: Profile) -> Document:
@@ -98,7 +102,7 @@ def render_protocol_policy(profile: Profile) -> Document:
         body = f"{rule.text.format(**profile.params)}\nRule {rule.id}, evaluation step {rule.step}.\nSource: {rule.source.format(**profile.params)}"
         sections.append(Section(f"{rule.id}: {title}", body, rule.id.lower(), (rule.id,)))
     return Document(
-        id=f"policy-uti-{profile.id.lower()}",
+        id=protocol_doc_id(profile.id),
         title=f"UTI protocol ({profile.id}): {profile.title}",
         source=profile.source,
         version=profile.version,

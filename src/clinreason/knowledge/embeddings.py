@@ -8,7 +8,6 @@ never imports torch.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from clinreason.knowledge.sqlite_cache import SqliteCache
 
 DIM = 384
 Progress = Callable[[int, int], None]
@@ -29,38 +30,18 @@ def model_id() -> str:
 
 
 class QueryCache:
-    """sqlite-backed text -> vector cache, shared across processes (WAL)."""
+    """text -> unit vector, keyed by model so a model change never serves old vectors."""
 
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS q (model TEXT, text TEXT, vec BLOB, PRIMARY KEY (model, text))")
-        self._db.commit()
-        self._mem: dict[str, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._store: SqliteCache[np.ndarray] = SqliteCache(
+            path, "query_vectors", encode=lambda v: v.tobytes(), decode=lambda b: np.frombuffer(b, dtype=np.float32)
+        )
 
     def get(self, text: str) -> np.ndarray | None:
-        if (hit := self._mem.get(text)) is not None:
-            return hit
-        with self._lock:
-            row = self._db.execute("SELECT vec FROM q WHERE model = ? AND text = ?", (model_id(), text)).fetchone()
-        if row is None:
-            return None
-        vec = np.frombuffer(row[0], dtype=np.float32)
-        self._mem[text] = vec
-        return vec
+        return self._store.get(f"{model_id()}\n{text}")
 
     def put(self, text: str, vec: np.ndarray) -> None:
-        vec = np.asarray(vec, dtype=np.float32)
-        self._mem[text] = vec
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO q VALUES (?, ?, ?)", (model_id(), text, vec.tobytes()))
-            self._db.commit()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM q WHERE model = ?", (model_id(),)).fetchone()[0]
+        self._store.put(f"{model_id()}\n{text}", np.asarray(vec, dtype=np.float32))
 
 
 class Embedder:

@@ -21,7 +21,7 @@ from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, kb_version
 from clinreason.knowledge.corpus import KINDS, rule_chunk_id
 from clinreason.knowledge.embeddings import Embedder, model_id
-from clinreason.knowledge.linking import linked_rules
+from clinreason.knowledge.linking import linked_rules, stemmer
 from clinreason.knowledge.query import expand_query
 
 FILTER_KEYS = ("kind", "agent", "jurisdiction", "doc_id")
@@ -115,12 +115,12 @@ def make_chroma_client(settings: Settings) -> Any:
 
 
 class KnowledgeIndex:
-    def __init__(self, chunks: Sequence[Chunk], settings: Settings, embedder: Embedder | None = None, agent_ids: Sequence[str] = ()):
+    def __init__(self, chunks: Sequence[Chunk], settings: Settings, embedder: Embedder | None = None):
         self.chunks = list(chunks)
         self.by_id = {c.id: c for c in self.chunks}
         self.settings = settings
         self.embedder = embedder or Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
-        self.agent_ids = list(agent_ids) or sorted({a for c in self.chunks for a in c.agents})
+        self.agent_ids = sorted({a for c in self.chunks for a in c.agents})
         self.by_rule: dict[str, list[str]] = {}
         for c in self.chunks:
             for r in c.rules:
@@ -131,7 +131,7 @@ class KnowledgeIndex:
             settings.chroma_collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
         self._bm25: Any = None
-        self._stemmer: Any = None
+        self._masks: dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray] = {}  # BM25 filter masks
 
     # --- building -----------------------------------------------------------
     @property
@@ -173,26 +173,29 @@ class KnowledgeIndex:
     def _bm25_index(self) -> Any:
         if self._bm25 is None:
             import bm25s
-            import Stemmer
 
-            self._stemmer = Stemmer.Stemmer("english")
-            tokens = bm25s.tokenize([c.embed_text for c in self.chunks], stopwords="en", stemmer=self._stemmer, show_progress=False)
+            tokens = bm25s.tokenize([c.embed_text for c in self.chunks], stopwords="en", stemmer=stemmer(), show_progress=False)
             self._bm25 = bm25s.BM25()
             self._bm25.index(tokens, show_progress=False)
         return self._bm25
+
+    def _mask(self, filters: dict[str, list[str]]) -> np.ndarray:
+        """1.0 for chunks the filters admit; built once per distinct filter (a pass over every chunk)."""
+        key = tuple(sorted((k, tuple(v)) for k, v in filters.items()))
+        if key not in self._masks:
+            self._masks[key] = np.array([chunk_matches(c, filters) for c in self.chunks], dtype=np.float32)
+        return self._masks[key]
 
     def bm25(self, query: str, n: int, filters: dict[str, list[str]] | None = None) -> list[tuple[str, float]]:
         import bm25s
 
         index = self._bm25_index()
-        q = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
+        q = bm25s.tokenize([query], stopwords="en", stemmer=stemmer(), show_progress=False, return_ids=False)
         if not q or not q[0]:
             return []
-        mask = None
-        if filters:
-            mask = np.array([chunk_matches(c, filters) for c in self.chunks], dtype=np.float32)
-            if not mask.any():
-                return []
+        mask = self._mask(filters) if filters else None
+        if mask is not None and not mask.any():
+            return []
         n = min(n, len(self.chunks))
         docs, scores = index.retrieve([q[0]], k=n, show_progress=False, weight_mask=mask, n_threads=1)
         return [(self.chunks[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
@@ -246,7 +249,7 @@ class KnowledgeIndex:
             for rank, (cid, _) in enumerate(ranking, start=1):
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
         if method == "hybrid":
-            for rank, cid in enumerate(self.linked(query, dict(fused), f), start=1):
+            for rank, cid in enumerate(self.linked(query, fused, f), start=1):
                 fused[cid] = fused.get(cid, 0.0) + LINK_WEIGHT / (RRF_K + rank)
         out: list[tuple[str, float]] = []
         per_doc: dict[str, int] = {}

@@ -37,14 +37,14 @@ def renal_values(text: str) -> list[int]:
 
 
 @cache
-def _stemmer():  # type: ignore[no-untyped-def]
+def stemmer():  # type: ignore[no-untyped-def]
     import Stemmer  # PyStemmer, already used by the BM25 index
 
     return Stemmer.Stemmer("english")
 
 
 def _stems(text: str) -> tuple[str, ...]:
-    return tuple(_stemmer().stemWords(list(tokens(text))))
+    return tuple(stemmer().stemWords(list(tokens(text))))
 
 
 Cues = tuple[tuple[tuple[tuple[str, ...], str], ...], dict[str, tuple[str, ...]]]
@@ -69,7 +69,8 @@ def _cues() -> Cues:
     return parse_cues(resources.files("clinreason.knowledge.data").joinpath("rule_cues.toml").read_text("utf-8"))
 
 
-def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+def contains_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """Whole-word phrase containment on token tuples."""
     n = len(phrase)
     return n > 0 and any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
 
@@ -82,9 +83,9 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
     phrases, class_rules = _cues()
     found: set[str] = set()
 
-    match = formulary.match(query)
-    classes = set(match.classes).union(*(formulary.classes_of(d) for d in match.drugs))
-    substances = set(match.drugs).union(*(formulary.ingredients_of(d) for d in match.drugs))
+    match = formulary.match(query)  # its classes and ingredients already cover every matched drug
+    classes = set(match.classes)
+    substances = set(match.drugs) | set(match.ingredients)
     for rule in formulary.interactions:
         if substances & set(rule.drugs) or classes & set(rule.classes):
             found.add(rule.rule_id)
@@ -99,7 +100,7 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
         if age < ADULT_AGE or any(age < a.min_age for a in formulary.agents.values()):
             found.add("EX-AGE")
     words = _stems(query)
-    found.update(rule for phrase, rule in phrases if _contains(words, phrase))
+    found.update(rule for phrase, rule in phrases if contains_phrase(words, phrase))
 
     values = renal_values(query)
     if values:  # a stated eGFR/CrCl decides the renal complicating factor, not the word "eGFR"
@@ -107,5 +108,10 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
         found.discard("CF-RENAL")
         if min(values) < profile.renal_complicating_below:
             found.add("CF-RENAL")
-    order = {rid: (r.step, i) for i, (rid, r) in enumerate(rule_catalog().items())}
-    return tuple(sorted(found, key=order.__getitem__))
+    return tuple(sorted(found, key=_protocol_order().__getitem__))
+
+
+@cache
+def _protocol_order() -> dict[str, tuple[int, int]]:
+    """Rule id -> (evaluation step, catalogue position)."""
+    return {rid: (r.step, i) for i, (rid, r) in enumerate(rule_catalog().items())}

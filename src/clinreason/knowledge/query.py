@@ -14,7 +14,7 @@ from functools import cache, lru_cache
 from importlib import resources
 
 from clinreason.knowledge.formulary import load_formulary, tokens
-from clinreason.knowledge.linking import ages, renal_values
+from clinreason.knowledge.linking import ADULT_AGE, ages, contains_phrase, renal_values
 from clinreason.protocols.profile import load_profile
 
 
@@ -24,11 +24,6 @@ def _lay_terms() -> list[tuple[tuple[str, ...], str]]:
     return [(tokens(phrase), clinical) for clinical, phrases in raw["terms"].items() for phrase in phrases]
 
 
-def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    n = len(phrase)
-    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
-
-
 def _numbers(query: str, profile_id: str = "CA-ON") -> list[str]:
     """Ages and kidney-function values compared with the profile's own thresholds."""
     profile = load_profile(profile_id)
@@ -36,8 +31,8 @@ def _numbers(query: str, profile_id: str = "CA-ON") -> list[str]:
     for age in ages(query):
         if age < profile.min_age:
             out.append(f"age below {profile.min_age} complicating factor")
-        if age < 18:
-            out.append("under 18 age limit")
+        if age < ADULT_AGE:
+            out.append(f"under {ADULT_AGE} age limit")
         if age >= 65:
             out.append("older adults 65 and older")
     for value in renal_values(query):
@@ -53,11 +48,13 @@ def expand_query(query: str) -> str:
     extra: list[str] = []
     match = formulary.match(query)
     for drug in match.drugs:
-        extra += [i.replace("_", " ") for i in formulary.ingredients_of(drug)]
+        # sorted: a frozenset's order changes with the hash seed, and the expanded
+        # text keys the query-embedding cache
+        extra += [i.replace("_", " ") for i in sorted(formulary.ingredients_of(drug))]
         if drug in formulary.agents:
             extra.append(formulary.agents[drug].name)
     extra += [formulary.class_name(c) for c in match.classes]
-    extra += [clinical for phrase, clinical in _lay_terms() if _contains(words, phrase)]
+    extra += [clinical for phrase, clinical in _lay_terms() if contains_phrase(words, phrase)]
     extra += _numbers(query)
     new = [e for e in dict.fromkeys(extra) if not set(tokens(e)) <= set(words)]
     return f"{query} ({'; '.join(new)})" if new else query

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from functools import cache
 from importlib import resources
@@ -23,7 +22,9 @@ from clinreason.knowledge.index import (
     Filters,
     KnowledgeIndex,
     Progress,
+    check_filters,
 )
+from clinreason.knowledge.sqlite_cache import SqliteCache
 
 # Bump when ranking code changes in a way the data hashes and constants cannot see.
 RETRIEVAL_ALGO = f"rrf{RRF_K}-cap{MAX_PER_DOC}-expand1-link{LINK_WEIGHT}x{LINK_PER_RULE}"
@@ -78,7 +79,7 @@ def retrieval_fingerprint() -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-class ResultCache:
+class ResultCache(SqliteCache[list[tuple[str, float]]]):
     """(fingerprint, query, k, filters, method) -> ranked chunk ids, in sqlite.
 
     A warm or cold process whose searches were all seen before neither opens
@@ -86,36 +87,15 @@ class ResultCache:
     """
 
     def __init__(self, settings: Settings):
-        path = settings.data_dir / "cache" / "retrieval.sqlite"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS r (key TEXT PRIMARY KEY, hits TEXT)")
-        self._db.commit()
-        self._mem: dict[str, list[tuple[str, float]]] = {}
-        self._lock = threading.Lock()
+        super().__init__(
+            settings.data_dir / "cache" / "retrieval.sqlite", "results",
+            encode=json.dumps, decode=lambda raw: [(c, s) for c, s in json.loads(raw)],
+        )
 
     @staticmethod
     def key(query: str, k: int, filters: Filters | None, method: str) -> str:
-        f = {key: sorted([v] if isinstance(v, str) else v) for key, v in sorted((filters or {}).items())}
+        f = {key: sorted(v) for key, v in sorted(check_filters(filters).items())}
         return json.dumps([retrieval_fingerprint(), query, k, f, method], separators=(",", ":"))
-
-    def get(self, key: str) -> list[tuple[str, float]] | None:
-        if key in self._mem:
-            return self._mem[key]
-        with self._lock:
-            row = self._db.execute("SELECT hits FROM r WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        hits = [(c, s) for c, s in json.loads(row[0])]
-        self._mem[key] = hits
-        return hits
-
-    def put(self, key: str, hits: list[tuple[str, float]]) -> None:
-        self._mem[key] = hits
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO r VALUES (?, ?)", (key, json.dumps(hits)))
-            self._db.commit()
 
 
 _caches: dict[str, ResultCache] = {}

@@ -24,4 +24,4 @@ def entities(text: str) -> frozenset[str]:
 def supports(sentence: str, chunk: Chunk) -> bool:
     """True when the sentence names nothing checkable, or the chunk names at least one of what it names."""
     named = entities(sentence)
-    return not named or bool(named & entities(f"{chunk.section}. {chunk.text}"))
+    return not named or bool(named & entities(chunk.embed_text))
