@@ -22,7 +22,6 @@ from clinreason.graph.build import build_graph, recursion_limit
 from clinreason.graph.nodes import InvalidSignoff, validate_signoff
 from clinreason.graph.persistence import make_checkpointer
 from clinreason.graph.tracing import init_tracing
-from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
 from clinreason.store import Store
 
@@ -50,7 +49,7 @@ def assessment_from_state(v: dict[str, Any]) -> Assessment:
         "recommendation": plan.get("regimen") if plan["action"] == "treat" else None,
         "protocol": v["protocol"],
         "input_hash": v["audit"]["input_hash"],
-        "formulary_version": load_formulary().version,
+        "formulary_version": v["audit"]["formulary_version"],
         "id": v["assessment_id"],
         "status": v["status"],
         "plan": plan,

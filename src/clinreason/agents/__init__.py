@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from clinreason.agents.context import CaseContext
-from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
-from clinreason.config import Settings
+if TYPE_CHECKING:  # annotations only: importing the package must stay cheap for `assess(mode="deterministic")`
+    from clinreason.agents.context import CaseContext
+    from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
+    from clinreason.config import Settings
 
 
 class Doctor(Protocol):

@@ -7,35 +7,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from clinreason.knowledge.chunking import Chunk
-from clinreason.knowledge.corpus import rule_chunk_id
+from clinreason.knowledge.corpus import monograph_doc_id, rule_chunk_id
 from clinreason.knowledge.formulary import Formulary, load_formulary
 from clinreason.protocols.patient import Patient
 from clinreason.protocols.profile import Profile, load_profile
 from clinreason.protocols.result import Exclusion, ProtocolResult
 
 
-# Exclusions whose monograph passage is a fixed section (interaction passages
-# are found by the rule id they state).
-RULE_MONOGRAPH_SECTION = {
-    "EX-RENAL": "renal-function",
-    "EX-G6PD": "g6pd-deficiency",
-    "EX-AGE": "age-limits",
-    "EX-ALLERGY": "allergy-and-recent-use",
-    "EX-RECENT-USE": "allergy-and-recent-use",
-}
-
-
-def monograph_doc(agent: str) -> str:
-    return f"monograph-{agent.replace('_', '-')}"
-
-
 def monograph_chunk_for_rule(agent: str, rule_id: str, chunks: Mapping[str, Chunk]) -> str | None:
-    """The agent's monograph section behind an exclusion rule, among `chunks`."""
-    doc = monograph_doc(agent)
-    if rule_id in RULE_MONOGRAPH_SECTION:
-        cid = f"{doc}#{RULE_MONOGRAPH_SECTION[rule_id]}"
-        return cid if cid in chunks else None
-    return next((cid for cid, c in chunks.items() if c.doc_id == doc and rule_id in c.text), None)
+    """The agent's monograph section behind an exclusion rule (the chunk tagged with it), among `chunks`."""
+    doc = monograph_doc_id(agent)
+    return next((cid for cid, c in chunks.items() if c.doc_id == doc and rule_id in c.rules), None)
 
 
 @dataclass
@@ -61,7 +43,7 @@ class CaseContext:
 
     def monograph_section(self, agent: str, contains: str) -> list[str]:
         """Retrieved monograph sections of an agent whose id contains a slug fragment."""
-        prefix = monograph_doc(agent) + "#"
+        prefix = monograph_doc_id(agent) + "#"
         return [cid for cid in self.passages if cid.startswith(prefix) and contains in cid]
 
     def exclusion_citations(self, agent: str, ex: Exclusion) -> list[str]:

@@ -10,12 +10,19 @@ fallback is recorded for the report and the audit record.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from clinreason.agents.context import CaseContext
-from clinreason.agents.models import AgentOutcome, Fallback, Proposal, ReferralNote, Review, Round
+from clinreason.agents.models import (
+    AgentOutcome,
+    Fallback,
+    Proposal,
+    ReferralNote,
+    Review,
+    Round,
+)
 from clinreason.agents.rules import RulesDoctor, RulesPharmacist
 from clinreason.config import Settings
 
@@ -72,12 +79,13 @@ def _history(history: list[Round]) -> str:
 class LLMClient:
     """One configured chat model for one agent role."""
 
-    def __init__(self, role: str, settings: Settings):
+    def __init__(self, role: Literal["doctor", "pharmacist"], settings: Settings):
         from langchain_openai import ChatOpenAI  # ~1 s import: only in LLM mode
 
         self.role = role
         self.model, base_url, key = settings.llm_for(role)
         self.method = settings.llm_structured_method
+        self._structured: dict[type, Any] = {}  # schema -> structured-output runnable, built once
         self.chat = ChatOpenAI(
             model=self.model, base_url=base_url, api_key=key or "not-needed",
             timeout=settings.llm_timeout, max_retries=settings.llm_max_retries, temperature=0,
@@ -88,7 +96,9 @@ class LLMClient:
         return f"llm:{self.model}"
 
     def ask(self, schema: type[T], system: str, user: str) -> T:
-        runnable = self.chat.with_structured_output(schema, method=self.method, include_raw=True)
+        runnable = self._structured.get(schema)
+        if runnable is None:
+            runnable = self._structured[schema] = self.chat.with_structured_output(schema, method=self.method, include_raw=True)
         try:
             out: dict[str, Any] = runnable.invoke([("system", system), ("user", user)])
         except Exception as exc:  # timeouts, HTTP errors, malformed JSON raised by the SDK
@@ -121,13 +131,13 @@ class LLMDoctor:
     def propose(self, ctx: CaseContext, history: list[Round]) -> tuple[Proposal, AgentOutcome]:
         system = SYSTEM["doctor"].format(profile=ctx.profile.id)
         user = f"{case_prompt(ctx)}\n\n{_history(history)}\nPropose a plan."
-        return _guarded(self.client, "doctor", "propose", len(history) + 1, Proposal, system, user,
+        return _guarded(self.client, "propose", len(history) + 1, Proposal, system, user,
                         lambda p: _proposal_bounds(ctx, p), lambda: self.rules.propose(ctx, history))
 
     def referral_note(self, ctx: CaseContext) -> tuple[ReferralNote, AgentOutcome]:
         system = SYSTEM["doctor"].format(profile=ctx.profile.id)
         user = f"{case_prompt(ctx)}\n\nThe decision is {ctx.protocol.decision.value}: write the referral note."
-        return _guarded(self.client, "doctor", "referral", 0, ReferralNote, system, user, lambda n: [], lambda: self.rules.referral_note(ctx))
+        return _guarded(self.client, "referral", 0, ReferralNote, system, user, lambda n: [], lambda: self.rules.referral_note(ctx))
 
 
 class LLMPharmacist:
@@ -138,19 +148,19 @@ class LLMPharmacist:
     def review(self, ctx: CaseContext, proposal: Proposal, history: list[Round]) -> tuple[Review, AgentOutcome]:
         system = SYSTEM["pharmacist"]
         user = f"{case_prompt(ctx)}\n\nPROPOSAL: {proposal.model_dump_json()}\nReview it."
-        return _guarded(self.client, "pharmacist", "review", len(history) + 1, Review, system, user,
+        return _guarded(self.client, "review", len(history) + 1, Review, system, user,
                         lambda r: _review_bounds(ctx, r), lambda: self.rules.review(ctx, proposal, history))
 
 
-def _guarded(client: LLMClient, agent: str, step: str, rnd: int, schema: type[T], system: str, user: str, bounds, fallback) -> tuple[T, AgentOutcome]:
+def _guarded(client: LLMClient, step: str, rnd: int, schema: type[T], system: str, user: str, bounds, fallback) -> tuple[T, AgentOutcome]:
     try:
         answer = client.ask(schema, system, user)
     except LLMCallError as exc:
         result, _ = fallback()
-        return result, AgentOutcome(backend="rules", fallback=Fallback(agent=agent, step=step, round=rnd, reason=str(exc)))
+        return result, AgentOutcome(backend="rules", fallback=Fallback(agent=client.role, step=step, round=rnd, reason=str(exc)))
     violations = bounds(answer)
     if violations:
         result, _ = fallback()
         reason = "out of bounds: " + "; ".join(violations)
-        return result, AgentOutcome(backend="rules", violations=violations, fallback=Fallback(agent=agent, step=step, round=rnd, reason=reason))
+        return result, AgentOutcome(backend="rules", violations=violations, fallback=Fallback(agent=client.role, step=step, round=rnd, reason=reason))
     return answer, AgentOutcome(backend=client.backend)

@@ -10,7 +10,15 @@ another agent, or rejects. Every sentence cites retrieved passages.
 from __future__ import annotations
 
 from clinreason.agents.context import CaseContext
-from clinreason.agents.models import AgentOutcome, Claim, Concern, Proposal, ReferralNote, Review, Round
+from clinreason.agents.models import (
+    AgentOutcome,
+    Claim,
+    Concern,
+    Proposal,
+    ReferralNote,
+    Review,
+    Round,
+)
 from clinreason.knowledge.support import supports
 from clinreason.protocols.result import AgentEvaluation, Decision, Exclusion
 
@@ -134,7 +142,7 @@ class RulesPharmacist:
                           summary=Claim(text="Agreed: every agent is excluded for this patient, so a prescriber must decide.",
                                         citations=ctx.rule_citation("TX-NO-SAFE-OPTION"))), outcome
         agent = proposal.agent or ""
-        ev = next((e for e in ctx.protocol.agents if e.agent == agent), None)
+        ev = ctx.protocol.find_agent(agent)
         if ev is None:
             concern = Concern(category="other", agent=agent, rule_id=None,
                               claim=Claim(text=f"{agent!r} is not one of the protocol's agents for uncomplicated cystitis.",

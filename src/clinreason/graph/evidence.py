@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from clinreason.agents.context import monograph_chunk_for_rule, monograph_doc
+from clinreason.agents.context import monograph_chunk_for_rule
 from clinreason.config import Settings
-from clinreason.knowledge.corpus import rule_chunk_id
+from clinreason.knowledge.corpus import monograph_doc_id, rule_chunk_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.retrieval import chunk_by_id, search_ids
 from clinreason.protocols.result import Decision, ProtocolResult
@@ -59,13 +59,13 @@ def gather_evidence(protocol: ProtocolResult, settings: Settings) -> list[Eviden
     for hit in protocol.rules_fired:
         add(rule_chunk_id(hit.rule_id, protocol.profile_id), f"rule {hit.rule_id}")
     for ev in protocol.agents:
-        add(f"{monograph_doc(ev.agent)}#dose-and-regimen", f"monograph {ev.agent}")
+        add(f"{monograph_doc_id(ev.agent)}#dose-and-regimen", f"monograph {ev.agent}")
         for ex in ev.exclusions:
             add(rule_chunk_id(ex.rule_id, protocol.profile_id), f"rule {ex.rule_id}")
             add(monograph_chunk_for_rule(ev.agent, ex.rule_id, chunks), f"monograph {ev.agent} {ex.rule_id}")
     for agent in protocol.allowed_agents:
         for section in TREATMENT_SECTIONS:
-            add(f"{monograph_doc(agent)}#{section}", f"monograph {agent}")
+            add(f"{monograph_doc_id(agent)}#{section}", f"monograph {agent}")
     for query, filters, k in _searches(protocol):
         for cid, score in search_ids(query, k, filters, settings=settings):
             add(cid, f"search: {query}", score)

@@ -11,13 +11,21 @@ from langgraph.types import interrupt
 from clinreason import __version__
 from clinreason.agents import Doctor, Pharmacist
 from clinreason.agents.context import CaseContext
-from clinreason.agents.models import AgentOutcome, Claim, Concern, Proposal, ReferralNote, Review, Round
+from clinreason.agents.models import (
+    AgentOutcome,
+    Claim,
+    Concern,
+    Proposal,
+    ReferralNote,
+    Review,
+    Round,
+)
 from clinreason.assessment import assess_deterministic, input_hash
 from clinreason.config import Settings
 from clinreason.graph.citations import CitationStats, check_claim
 from clinreason.graph.evidence import gather_evidence
 from clinreason.graph.report import Signoff, render_report
-from clinreason.graph.safety import GateResult, Plan, safety_gate
+from clinreason.graph.safety import GateResult, Plan, safety_gate, treat_plan
 from clinreason.graph.state import (
     GraphState,
     evidence_of,
@@ -35,7 +43,6 @@ from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
 from clinreason.protocols.patient import parse_patient
-from clinreason.protocols.profile import load_profile
 from clinreason.protocols.result import Decision
 
 
@@ -69,7 +76,8 @@ def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
         if not agent:
             errors["agent"] = "amend needs the agent to use instead"
         elif agent not in allowed:
-            why = next((f"; excluded: {'; '.join(x.rule_id for x in ev.exclusions)}" for ev in protocol_of(state).agents if ev.agent == agent), "")
+            ev = protocol_of(state).find_agent(agent)
+            why = f"; excluded: {'; '.join(x.rule_id for x in ev.exclusions)}" if ev else ""
             errors["agent"] = f"{agent!r} is not allowed for this patient (allowed: {', '.join(allowed) or 'none'}){why}"
     elif agent is not None:
         errors["agent"] = "only an amendment names an agent"
@@ -154,9 +162,11 @@ class Nodes:
         }
 
     def gate(self, s: GraphState) -> dict:
+        # The gate follows the pharmacist (whose newest round holds the current
+        # proposal) or the referral step (no proposal, no rounds).
         rounds = rounds_of(s)
-        proposal = rounds[-1].proposal if rounds else proposal_of(s)
-        result = safety_gate(patient_of(s), protocol_of(s), proposal, last_review(s), len(rounds), self.settings.max_rounds)
+        review = rounds[-1].review if rounds else None
+        result = safety_gate(patient_of(s), protocol_of(s), proposal_of(s), review, len(rounds), self.settings.max_rounds)
         return {"gate": result.model_dump()}
 
     def report(self, s: GraphState) -> dict:
@@ -180,9 +190,7 @@ class Nodes:
         signoff = validate_signoff(payload, s)
         plan = gate.plan
         if signoff.action == "amend" and signoff.agent:
-            regimen = load_profile(protocol_of(s).profile_id).regimen(signoff.agent)
-            plan = Plan(action="treat", agent=signoff.agent, regimen=regimen,
-                        reason=f"amended by prescriber {signoff.prescriber_id}", decided_by="prescriber")
+            plan = treat_plan(protocol_of(s), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")
         elif signoff.action == "reject":
             plan = Plan(action="rejected", reason=f"rejected by prescriber {signoff.prescriber_id}", decided_by="prescriber")
         return {"signoff": signoff.model_dump(), "gate": GateResult(passed=gate.passed, vetoes=gate.vetoes, plan=plan).model_dump()}

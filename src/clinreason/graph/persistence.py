@@ -8,6 +8,7 @@ from typing import Any
 
 from clinreason.config import Settings
 
+
 def make_checkpointer(settings: Settings) -> Any:
     if settings.database_url:
         import psycopg

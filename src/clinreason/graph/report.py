@@ -14,11 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from clinreason.agents.context import monograph_doc
 from clinreason.agents.models import Claim, ReferralNote, Round
 from clinreason.graph.safety import GateResult
 from clinreason.knowledge.chunking import Chunk
-from clinreason.knowledge.corpus import rule_chunk_id
+from clinreason.knowledge.corpus import monograph_doc_id, rule_chunk_id
 from clinreason.protocols.patient import Patient
 from clinreason.protocols.result import ProtocolResult
 
@@ -125,7 +124,7 @@ def render_report(
     plan = gate.plan
     L += ["## Plan"]
     if plan.action == "treat" and plan.regimen:
-        dose = refs.mark([f"{monograph_doc(plan.agent or '')}#dose-and-regimen"])
+        dose = refs.mark([f"{monograph_doc_id(plan.agent or '')}#dose-and-regimen"])
         L.append(f"**{plan.regimen.text}** {dose}".rstrip())
         if plan.regimen.note:
             L.append(f"_{plan.regimen.note}_")
@@ -163,7 +162,7 @@ def render_report(
         L.append("")
 
     if plan.action == "treat" and plan.agent:
-        mono = monograph_doc(plan.agent)
+        mono = monograph_doc_id(plan.agent)
         L += ["## Counselling", f"{clean(passages[mono + '#counselling'].text.splitlines()[0]) if mono + '#counselling' in passages else ''} {refs.mark([mono + '#counselling'])}".strip()]
         L += [f"Adverse effects to mention: see {refs.mark([mono + '#adverse-effects'])}", ""]
 

@@ -35,7 +35,7 @@ class GateResult(BaseModel):
     plan: Plan
 
 
-def _treat(protocol: ProtocolResult, agent: str, reason: str, by: Literal["agents", "protocol", "prescriber"]) -> Plan:
+def treat_plan(protocol: ProtocolResult, agent: str, reason: str, by: Literal["agents", "protocol", "prescriber"]) -> Plan:
     return Plan(action="treat", agent=agent, regimen=load_profile(protocol.profile_id).regimen(agent), reason=reason, decided_by=by)
 
 
@@ -61,11 +61,12 @@ def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal |
     elif proposal.action == "escalate":
         plan = Plan(action="escalate", reason="the agents escalated to a human prescriber", decided_by="agents")
     elif proposal.agent in allowed:
-        plan = _treat(protocol, proposal.agent, f"agreed by doctor and pharmacist in round {rounds}", "agents")
+        plan = treat_plan(protocol, proposal.agent, f"agreed by doctor and pharmacist in round {rounds}", "agents")
     else:
-        excl = next((ev.exclusions for ev in protocol.agents if ev.agent == proposal.agent), None)
+        ev = protocol.find_agent(proposal.agent or "")
+        excl = ev.exclusions if ev else None
         why = "; ".join(f"{x.rule_id}: {x.reason}" for x in excl) if excl else "not a protocol agent"
         vetoes.append(f"{proposal.agent!r} vetoed ({why})")
         assert protocol.recommendation is not None  # recommend_treatment always carries one
-        plan = _treat(protocol, protocol.recommendation.agent, f"agents chose {proposal.agent!r}, which the protocol excludes; replaced by the protocol's recommendation", "protocol")
+        plan = treat_plan(protocol, protocol.recommendation.agent, f"agents chose {proposal.agent!r}, which the protocol excludes; replaced by the protocol's recommendation", "protocol")
     return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan)

@@ -90,6 +90,10 @@ def protocol_doc_id(profile_id: str) -> str:
     return f"policy-uti-{profile_id.lower()}"
 
 
+def monograph_doc_id(agent_id: str) -> str:
+    return f"monograph-{agent_id.replace('_', '-')}"
+
+
 def rule_chunk_id(rule_id: str, profile_id: str = "CA-ON") -> str:
     """The chunk that states a protocol rule: the citation target for that rule."""
     return f"{protocol_doc_id(profile_id)}#{rule_id.lower()}"
@@ -152,7 +156,7 @@ def render_monograph(agent_id: str, formulary: Formulary, profile: Profile) -> D
         for h, body, rules in s
     )
     return Document(
-        id=f"monograph-{agent_id.replace('_', '-')}",
+        id=monograph_doc_id(agent_id),
         title=f"{n} monograph",
         source=sources,
         version=formulary.version,

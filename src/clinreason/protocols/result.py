@@ -117,11 +117,14 @@ class ProtocolResult(_Out):
     allergies: list[DrugMatch] = Field(default_factory=list)
     recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
 
+    def find_agent(self, agent_id: str) -> AgentEvaluation | None:
+        return next((a for a in self.agents if a.agent == agent_id), None)
+
     def agent(self, agent_id: str) -> AgentEvaluation:
-        for a in self.agents:
-            if a.agent == agent_id:
-                return a
-        raise KeyError(agent_id)
+        found = self.find_agent(agent_id)
+        if found is None:
+            raise KeyError(agent_id)
+        return found
 
     @property
     def allowed_agents(self) -> list[str]:
