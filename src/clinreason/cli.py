@@ -175,7 +175,13 @@ app.add_typer(kb_app, name="kb")
 
 def _progress_index(force: bool = False):
     """Open (and if needed build) the index with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from clinreason.config import get_settings
     from clinreason.knowledge.chunking import all_chunks
@@ -274,7 +280,12 @@ def signoff_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Approve, amend or reject an assessment awaiting sign-off (works after a restart)."""
-    from clinreason.pipeline import AssessmentNotFound, InvalidSignoff, NotAwaitingSignoff, get_pipeline
+    from clinreason.pipeline import (
+        AssessmentNotFound,
+        InvalidSignoff,
+        NotAwaitingSignoff,
+        get_pipeline,
+    )
 
     try:
         result = get_pipeline().signoff(assessment_id, action, prescriber, comment, agent)
@@ -327,15 +338,14 @@ def keys_create(
     role: Annotated[str, typer.Option("--role", help="submitter | prescriber | admin")],
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
-    from clinreason.store import ROLES
-
-    if role not in ROLES:
-        err.print(f"[red]error:[/] --role must be one of {', '.join(ROLES)}")
-        raise typer.Exit(EXIT_BAD_INPUT)
     if not name.strip():
         err.print("[red]error:[/] --name must not be empty")
         raise typer.Exit(EXIT_BAD_INPUT)
-    key = _store().create_key(name.strip(), role)  # type: ignore[arg-type]
+    try:
+        key = _store().create_key(name.strip(), role)  # type: ignore[arg-type]
+    except ValueError as exc:  # the store owns the list of roles
+        err.print(f"[red]error:[/] --{exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     err.print(f"created a {role} key for {name!r}; store it now, it cannot be shown again:")
     sys.stdout.write(key + "\n")
 

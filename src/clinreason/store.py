@@ -14,12 +14,12 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from clinreason.config import Settings
 
 Role = Literal["submitter", "prescriber", "admin"]
-ROLES: tuple[str, ...] = ("submitter", "prescriber", "admin")
+ROLES: tuple[str, ...] = get_args(Role)
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS assessments (

@@ -10,9 +10,8 @@ from clinreason.config import Settings
 class Api:
     """A TestClient plus keys for each role."""
 
-    def __init__(self, client: TestClient):
+    def __init__(self, client: TestClient, store):
         self.client = client
-        store = client.app_state_pipeline.store  # type: ignore[attr-defined]
         self.keys = {role: store.create_key(f"test-{role}", role) for role in ("submitter", "prescriber", "admin")}
         self.store = store
 
@@ -27,8 +26,7 @@ def make_api(offline_pipeline, **settings) -> tuple[TestClient, Api]:
     app = create_app(Settings(**settings), pipeline=offline_pipeline)
     client = TestClient(app, raise_server_exceptions=False)
     client.__enter__()
-    client.app_state_pipeline = offline_pipeline  # type: ignore[attr-defined]
-    return client, Api(client)
+    return client, Api(client, offline_pipeline.store)
 
 
 @pytest.fixture

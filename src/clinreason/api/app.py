@@ -25,12 +25,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinreason.api.metrics import Metrics
 from clinreason.api.problems import problem, problem_responses
-from clinreason.api.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from clinreason.assessment import Assessment, assess
+from clinreason.api.ratelimit import make_rate_limiter
+from clinreason.assessment import Assessment, assess, validate
 from clinreason.config import Settings, get_settings
 from clinreason.errors import InvalidPatient
-from clinreason.pipeline import AssessmentNotFound, InvalidSignoff, NotAwaitingSignoff, Pipeline
-from clinreason.protocols.patient import Patient, parse_patient
+from clinreason.pipeline import (
+    AssessmentNotFound,
+    InvalidSignoff,
+    NotAwaitingSignoff,
+    Pipeline,
+)
+from clinreason.protocols.patient import Patient
 from clinreason.samples import load_sample
 from clinreason.store import ApiKey
 
@@ -107,8 +112,8 @@ class _BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = problem(413, "Request body too large", f"the limit is {self.limit} bytes", kind="body-too-large")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            too_big = problem(413, "Request body too large", f"the limit is {self.limit} bytes", kind="body-too-large")
             return await too_big(scope, receive, send)
         seen = 0
 
@@ -137,8 +142,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 from clinreason.knowledge.retrieval import get_index
 
                 state["pipeline"] = pipeline or Pipeline(settings)
-                state["limiter"] = (RedisRateLimiter(settings.redis_url, settings.rate_limit, settings.rate_window)
-                                    if settings.redis_url else MemoryRateLimiter(settings.rate_limit, settings.rate_window))
+                state["limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit, settings.rate_window)
                 state["index"] = get_index(settings)  # build or open now, not on the first assessment
         return state
 
@@ -238,7 +242,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     async def create_assessment(request_body: Annotated[Any, Depends(_json_body)], key: Annotated[ApiKey, Depends(role("create"))],
                                 mode: Annotated[Literal["full", "deterministic"], Query()] = "full") -> Response:
         try:
-            patient = parse_patient(request_body)
+            patient = validate(request_body)  # locale too: reject before waiting for a worker
             if mode == "deterministic":
                 result = assess(patient, mode="deterministic")
             else:
@@ -259,9 +263,10 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                          page_size: Annotated[int, Query(ge=1, le=100)] = 20) -> AssessmentPage:
         rows, total = pipe().store.list(status, page_size, (page - 1) * page_size)
         pipe().store.log_access(key, "list", None, 200)
+        plans = [r["plan"] or {} for r in rows]
         items = [AssessmentSummary(id=r["id"], status=r["status"], decision=r["decision"],
-                                   plan=(r["plan"] or {}).get("agent") or (r["plan"] or {}).get("action", ""),
-                                   created_at=r["audit"]["created_at"]) for r in rows]
+                                   plan=plan.get("agent") or plan.get("action", ""),
+                                   created_at=r["audit"]["created_at"]) for r, plan in zip(rows, plans, strict=True)]
         return AssessmentPage(items=items, page=page, page_size=page_size, total=total)
 
     @app.get("/v1/assessments/{assessment_id}", response_model=Assessment, tags=["assessments"], responses=problem_responses(401, 403, 404, 429))

@@ -15,6 +15,20 @@ class RateLimiter(Protocol):
     def ping(self) -> None: ...
 
 
+def _window(window: int) -> tuple[float, int]:
+    now = time.time()
+    return now, int(now // window)
+
+
+def _verdict(count: int, limit: int, now: float, slot: int, window: int) -> int | None:
+    """None while the count is within the limit, else seconds until the window resets."""
+    return None if count <= limit else max(1, int((slot + 1) * window - now) + 1)
+
+
+def make_rate_limiter(redis_url: str | None, limit: int, window: int) -> RateLimiter:
+    return RedisRateLimiter(redis_url, limit, window) if redis_url else MemoryRateLimiter(limit, window)
+
+
 class MemoryRateLimiter:
     def __init__(self, limit: int, window: int):
         self.limit, self.window = limit, window
@@ -22,13 +36,12 @@ class MemoryRateLimiter:
         self._lock = threading.Lock()
 
     def hit(self, key: str) -> int | None:
-        now = time.time()
-        slot = int(now // self.window)
+        now, slot = _window(self.window)
         with self._lock:
             if len(self._counts) > 10_000:  # drop finished windows
                 self._counts = {k: v for k, v in self._counts.items() if k[1] == slot}
             n = self._counts[(key, slot)] = self._counts.get((key, slot), 0) + 1
-        return None if n <= self.limit else max(1, int((slot + 1) * self.window - now) + 1)
+        return _verdict(n, self.limit, now, slot, self.window)
 
     def ping(self) -> None:
         return None
@@ -44,14 +57,13 @@ class RedisRateLimiter:
         self.limit, self.window = limit, window
 
     def hit(self, key: str) -> int | None:
-        now = time.time()
-        slot = int(now // self.window)
+        now, slot = _window(self.window)
         name = f"clinreason:rl:{key}:{slot}"
         pipe = self.client.pipeline()
         pipe.incr(name)
         pipe.expire(name, self.window + 1)
         n, _ = pipe.execute()
-        return None if n <= self.limit else max(1, int((slot + 1) * self.window - now) + 1)
+        return _verdict(n, self.limit, now, slot, self.window)
 
     def ping(self) -> None:
         self.client.ping()
