@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -20,14 +19,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["CLINREASON_DATA_DIR"] = tempfile.mkdtemp(prefix="clinreason-test-")
 
 
-from patients import make_patient  # noqa: E402
 
 pytest_plugins = ["fake_openai"]  # the scripted OpenAI-compatible server fixture
-
-
-@pytest.fixture
-def patient_factory() -> Callable[..., dict[str, Any]]:
-    return make_patient
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +65,7 @@ def pg_url():
     """A throwaway schema on the local PostgreSQL, so runs never see each other's rows."""
     import uuid
 
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg  # declared in the postgres extra: a missing package is a failure, not a skip
     schema = f"clinreason_test_{uuid.uuid4().hex[:8]}"
     try:
         admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)

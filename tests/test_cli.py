@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_helpers import cli
 from patients import make_patient
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clinreason.cli", *args], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def test_sample_json_output():

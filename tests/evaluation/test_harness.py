@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
+from cli_helpers import cli
 from fake_openai import Reply
 from patients import make_patient
 
 from clinreason.config import Settings
-from clinreason.evaluation.harness import RunSummary, compare, load_vignettes, run_eval, to_markdown
-
-ALL_RULES = {
-    "RF-FEVER", "RF-RIGORS", "RF-FLANK-PAIN", "RF-BACK-PAIN", "RF-NAUSEA-VOMITING", "RF-SYSTEMIC", "ASB-PREGNANT",
-    "ASB-NO-TREATMENT", "CF-MALE", "CF-PREGNANT", "CF-AGE-BELOW-MIN", "CF-IMMUNOCOMPROMISED", "CF-CATHETER",
-    "CF-NEUROGENIC-BLADDER", "CF-STONES", "CF-RENAL", "CF-CONFUSION", "CF-DELIRIUM", "CF-GROSS-HEMATURIA",
-    "CF-VAGINAL-SYMPTOMS", "SX-DYSURIA", "SX-TWO-OR-MORE", "SX-CRITERIA-NOT-MET", "RC-RELAPSE-4W", "RC-RECURRENT-6M",
-    "RC-RECURRENT-12M", "TX-FIRST-SAFE-AGENT", "TX-NO-SAFE-OPTION", "EX-ALLERGY", "EX-RECENT-USE", "EX-RENAL", "EX-G6PD",
-    "EX-AGE", "EX-HYPERKALEMIA", "EX-WARFARIN", "EX-METHOTREXATE", "EX-DOFETILIDE", "EX-THIAZIDE-65",
-}
+from clinreason.evaluation.harness import (
+    RunSummary,
+    compare,
+    load_vignettes,
+    run_eval,
+    to_markdown,
+)
+from clinreason.protocols.profile import rule_catalog
 
 
-def test_vignettes_cover_every_rule_exclusion_and_interaction():
+def test_vignettes_cover_every_rule_and_each_exclusion_three_times():
     vignettes = load_vignettes()
     assert len(vignettes) >= 60
     covered = Counter(r for v in vignettes for r in v.covers)
-    assert ALL_RULES <= set(covered)
-    for rule in ("EX-ALLERGY", "EX-RECENT-USE", "EX-G6PD", "EX-AGE", "EX-HYPERKALEMIA", "EX-WARFARIN",
-                 "EX-METHOTREXATE", "EX-DOFETILIDE", "EX-THIAZIDE-65"):
-        assert covered[rule] >= 2, rule
+    assert set(rule_catalog()) <= set(covered), sorted(set(rule_catalog()) - set(covered))
+    for rule in (r for r in rule_catalog() if r.startswith("EX-")):
+        assert covered[rule] >= 3, rule
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +79,7 @@ def test_hostile_llm_cannot_produce_an_unsafe_result(llm_pipeline, fake_openai, 
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "clinreason.cli", *args], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return cli(*args, timeout=300)
 
 
 def test_cli_writes_json_and_markdown_and_exits_zero_when_safe(tmp_path, kb_index):

@@ -15,16 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinreason import __version__
-from clinreason.assessment import Assessment, assess
+from clinreason.assessment import Assessment, Mode, assess
 from clinreason.config import Settings
 from clinreason.protocols.result import Decision
-
-Mode = Literal["full", "deterministic"]
 
 
 class Expected(BaseModel):
