@@ -387,7 +387,7 @@ def serve(
 @kb_app.command("eval")
 def kb_eval(
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
-    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind")] = "dev",
+    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2")] = "dev",
 ) -> None:
     """Recall@k of essential passages, MRR, hit@k and graded nDCG@k for each retrieval method on labelled questions."""
     from clinreason.knowledge.evaluation import SETS, evaluate_all

@@ -15,7 +15,9 @@ import pytest
 
 from clinreason.config import Settings
 from clinreason.knowledge.chunking import all_chunks
+from clinreason.knowledge.evaluation import load_eval_queries
 from clinreason.knowledge.index import KnowledgeIndex
+from clinreason.knowledge.query import expand_query
 from clinreason.knowledge.retrieval import retrieve
 
 
@@ -70,6 +72,26 @@ def test_retrieve_returns_cited_passages(kb_index):
     assert passages[0].score >= passages[-1].score
     with pytest.raises(ValueError):
         retrieve("   ")
+
+
+@pytest.mark.parametrize("method", ["rrf", "hybrid"])
+def test_top_k_does_not_depend_on_k(kb_index, method):
+    # Fusion ranks a fixed depth of each list, so asking for more passages only
+    # appends: the first five never change with k (they once did, at depth 4k).
+    questions = [q.query for which in ("dev", "blind2") for q in load_eval_queries(which)[::4]]
+    for q in questions:
+        five = kb_index.search(q, 5, method=method)
+        assert kb_index.search(q, 20, method=method)[:5] == five, q
+
+
+def test_lay_words_and_shorthand_reach_the_clinical_passages(kb_index):
+    expanded = expand_query("nursing mother, sx since Tuesday, which abx")
+    assert "lactation" in expanded and "symptoms" in expanded and "antibiotic" in expanded
+    top = [cid for cid, _ in kb_index.search("she is breastfeeding her newborn - is Macrobid ok?", 5)]
+    assert "monograph-nitrofurantoin#pregnancy-and-lactation" in top
+    prophylaxis = retrieve("patient wants a standing trimethoprim script to take after intercourse", k=3)
+    recurrence = next(p for p in prophylaxis if p.chunk_id == "policy-referral#relapse-and-recurrent-uti-thresholds")
+    assert "prophylaxis" in recurrence.text and "referred" in recurrence.text
 
 
 def _run_isolated(code: str) -> dict:

@@ -32,6 +32,12 @@ from clinreason.protocols.profile import rule_catalog
         ("had Macrobid 3 weeks ago", "EX-RECENT-USE"),
         ("G6PD deficient woman", "EX-G6PD"),
         ("new confusion in an older man", "CF-CONFUSION"),
+        ("on prednisone 30 mg for her lupus", "CF-IMMUNOCOMPROMISED"),  # steroid class
+        ("sx back a week after she finished her course", "RC-RELAPSE-4W"),
+        ("third time this year", "RC-RECURRENT-12M"),
+        ("2 bladder infections since March", "RC-RECURRENT-6M"),  # a count of episodes
+        ("wants trimethoprim to take after intercourse", "RC-RECURRENT-6M"),  # prophylaxis is a recurrence plan
+        ("prolapse, doesn't empty her bladder fully", "CF-NEUROGENIC-BLADDER"),
     ],
 )
 def test_questions_link_to_the_rule_that_decides_them(question, rule):
@@ -46,6 +52,11 @@ def test_numbers_are_compared_with_the_profile_thresholds():
     assert "CF-AGE-BELOW-MIN" in linked_rules("15 year old with burning")
     assert "EX-AGE" in linked_rules("17 yo asking for Monurol")  # fosfomycin: not under 18
     assert not {"CF-AGE-BELOW-MIN", "EX-AGE"} & set(linked_rules("40 year old with burning"))
+
+
+def test_one_episode_or_other_counts_link_no_recurrence_rule():
+    assert not {"RC-RECURRENT-6M", "RC-RECURRENT-12M"} & set(linked_rules("1 infection last year"))
+    assert not {"RC-RECURRENT-6M", "RC-RECURRENT-12M"} & set(linked_rules("she has 2 kids and burning"))
 
 
 def test_naming_a_protocol_agent_alone_links_no_exclusion():

@@ -1,4 +1,4 @@
-"""Retrieval quality on graded pharmacist questions (dev, held-out and blind sets).
+"""Retrieval quality on graded pharmacist questions (dev, held-out and two blind sets).
 
 The issue's bar is hybrid recall@5 >= 0.9 of the essential passages; it is NOT
 met yet (README, "Retrieval quality"). The floors below sit just under the
@@ -14,9 +14,10 @@ from clinreason.knowledge.chunking import all_chunks
 from clinreason.knowledge.evaluation import SETS, evaluate_all, load_eval_queries
 
 FLOORS = {  # hybrid: recall@5 (essential), MRR, hit@5, nDCG@5
-    "dev": (0.85, 0.84, 0.96, 0.76),
-    "holdout": (0.63, 0.73, 0.89, 0.61),
-    "blind": (0.74, 0.80, 0.94, 0.77),
+    "dev": (0.86, 0.86, 0.97, 0.77),
+    "holdout": (0.71, 0.80, 0.95, 0.68),
+    "blind": (0.81, 0.83, 0.95, 0.82),
+    "blind2": (0.70, 0.88, 0.95, 0.76),
 }
 
 

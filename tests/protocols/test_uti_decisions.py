@@ -174,6 +174,20 @@ def test_immunosuppressant_in_med_list_means_immunocompromised(med):
     assert med in hit.detail
 
 
+@pytest.mark.parametrize("med", ["prednisone 40 mg daily", "Medrol 4 mg", "dexamethasone 4 mg BID"])
+def test_systemic_steroid_flags_the_immune_answer_without_deciding_it(med):
+    # Dose and duration decide whether a steroid is immunosuppressive, so the
+    # answer the pharmacist gave stands; the prescriber is told to confirm it.
+    a = run(history={"meds": [med], "immunocompromised": False})
+    assert a.decision is Decision.recommend_treatment
+    codes = {f.code: f.message for f in a.protocol.flags}
+    assert "UNRECOGNIZED-ENTRY" not in codes
+    assert "20 mg/day of prednisone" in codes["CORTICOSTEROID-CHECK-IMMUNE"] and med in codes["CORTICOSTEROID-CHECK-IMMUNE"]
+    confirmed = run(history={"meds": [med], "immunocompromised": True})
+    assert confirmed.decision is Decision.refer_complicated
+    assert "CORTICOSTEROID-CHECK-IMMUNE" not in {f.code for f in confirmed.protocol.flags}
+
+
 def test_low_dose_methotrexate_alone_is_not_read_as_immunocompromise():
     a = run(history={"meds": ["methotrexate 15 mg weekly"]})
     assert a.decision is Decision.recommend_treatment

@@ -34,6 +34,10 @@ MAX_PER_DOC = 3
 # TX-FIRST-SAFE-AGENT tags a dozen passages and would otherwise flood the list).
 LINK_WEIGHT = 1.5
 LINK_PER_RULE = 4
+# How deep each of BM25 and dense is read before fusing. A fixed depth keeps the
+# top five the same whatever k is asked for (a depth of 4k once made them
+# differ), and 100 covers today's corpus whole.
+FUSION_DEPTH = 100
 Filters = Mapping[str, str | Sequence[str]]
 Progress = Callable[[str, int, int], None]
 
@@ -237,7 +241,7 @@ class KnowledgeIndex:
         """
         f = check_filters(filters, self.agent_ids)
         expanded = expand_query(query)
-        pool = max(4 * k, 20)
+        pool = max(4 * k, FUSION_DEPTH)
         if method == "bm25":
             return self.bm25(expanded, k, f)[:k]
         if method == "dense":

@@ -26,6 +26,11 @@ from clinreason.protocols.profile import load_profile, rule_catalog
 AGE = re.compile(r"\b(\d{1,3})[- ]?(?:years?[- ]old|year|yrs?|yo|y/o)\b", re.IGNORECASE)
 ADULT_AGE = 18
 RENAL = re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\D{0,12}(\d{1,3})", re.IGNORECASE)
+# "2 bladder infections since January", "three UTIs this year": a count of
+# episodes is what the recurrence rules (2 in 6 months, 3 in 12) turn on.
+EPISODES = re.compile(
+    r"\b(\d{1,2}|two|three|four|five|six|several|multiple)\s+(?:\w+\s+)?(?:utis?|uti's|infections|episodes)\b", re.IGNORECASE
+)
 
 
 def ages(text: str) -> list[int]:
@@ -99,6 +104,8 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
             found.add("CF-AGE-BELOW-MIN")
         if age < ADULT_AGE or any(age < a.min_age for a in formulary.agents.values()):
             found.add("EX-AGE")
+    if EPISODES.search(query):
+        found.update(("RC-RECURRENT-6M", "RC-RECURRENT-12M"))
     words = _stems(query)
     found.update(rule for phrase, rule in phrases if contains_phrase(words, phrase))
 

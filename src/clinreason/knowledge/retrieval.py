@@ -15,6 +15,7 @@ from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.index import (
+    FUSION_DEPTH,
     LINK_PER_RULE,
     LINK_WEIGHT,
     MAX_PER_DOC,
@@ -27,7 +28,8 @@ from clinreason.knowledge.index import (
 from clinreason.knowledge.sqlite_cache import SqliteCache
 
 # Bump when ranking code changes in a way the data hashes and constants cannot see.
-RETRIEVAL_ALGO = f"rrf{RRF_K}-cap{MAX_PER_DOC}-expand1-link{LINK_WEIGHT}x{LINK_PER_RULE}"
+# link2: episode counts ("2 UTIs since March") link the recurrence rules.
+RETRIEVAL_ALGO = f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-expand1-link2-{LINK_WEIGHT}x{LINK_PER_RULE}"
 _RANKING_DATA = ("lay_terms.toml", "rule_cues.toml")
 
 

@@ -48,6 +48,7 @@ STRUCTURAL = {
     "stones": "CF-STONES",
 }
 IMMUNOSUPPRESSANT = "immunosuppressant"
+CORTICOSTEROID = "systemic_corticosteroid"
 SECONDARY_SYMPTOMS = ("urgency", "frequency", "suprapubic_pain", "hematuria")
 RECURRENCE = {
     "relapse_within_4w": "RC-RELAPSE-4W",
@@ -283,6 +284,15 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], 
                 out.append(Flag(code="UNRECOGNIZED-ENTRY", message=f"{label.capitalize()} {m.text!r} is not in the formulary: check it by hand for interactions and cross-reactivity."))
             for fix in m.spelling_corrections:
                 out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    if not h.immunocompromised:
+        # Steroids are immunosuppressive only at high dose or long term, so they
+        # flag the answer for review instead of firing CF-IMMUNOCOMPROMISED.
+        for m in meds:
+            if CORTICOSTEROID in m.classes:
+                out.append(Flag(code="CORTICOSTEROID-CHECK-IMMUNE", message=(
+                    f"Medication {m.text!r} is a systemic corticosteroid: high-dose or long-term use (20 mg/day of prednisone "
+                    "or more for 14 days or more, IDSA 2013) is immunocompromise, a complicating factor. Confirm the "
+                    "immunocompromised answer before prescribing.")))
     raas = {"acei", "arb", "arni"}
     if not h.acei_arb_use and any(set(m.classes) & raas for m in meds):
         out.append(Flag(code="ACEI-ARB-FLAG-MISMATCH", message="The medication list contains an ACE inhibitor, ARB or ARNI although ACEI_ARB_use is false; the medication list was used."))
