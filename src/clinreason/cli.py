@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +18,11 @@ from clinreason.assessment import MODES, Assessment, assess
 from clinreason.errors import InvalidPatient
 from clinreason.protocols.result import Decision
 from clinreason.samples import load_sample, sample_index
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from clinreason.knowledge.index import KnowledgeIndex
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Clinical reasoning pipeline: UTI (CA-ON).")
 out = Console()
@@ -173,8 +180,9 @@ kb_app = typer.Typer(no_args_is_help=True, help="Knowledge base: build the index
 app.add_typer(kb_app, name="kb")
 
 
-def _progress_index(force: bool = False):
-    """Open (and if needed build) the index with a progress bar."""
+@contextmanager
+def _build_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback for index builds, drawn on stderr while the block runs."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -183,15 +191,8 @@ def _progress_index(force: bool = False):
         TimeElapsedColumn,
     )
 
-    from clinreason.config import get_settings
-    from clinreason.knowledge.chunking import all_chunks
-    from clinreason.knowledge.index import KnowledgeIndex
-
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
-        opening = bar.add_task("opening index", total=None)
-        index = KnowledgeIndex(all_chunks(), get_settings())
-        bar.remove_task(opening)
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             label = {"compare": "unchanged chunks", "embed": "embedding chunks"}[stage]
@@ -199,14 +200,21 @@ def _progress_index(force: bool = False):
                 tasks[stage] = bar.add_task(label, total=total)
             bar.update(tasks[stage], completed=done)
 
-        report = index.build(progress, force=force) if force or not index.is_current else None
-    return index, report
+        yield progress
+
+
+def _open_index(force: bool = False) -> KnowledgeIndex:
+    from clinreason.knowledge.retrieval import get_index
+
+    with _build_progress() as progress:
+        return get_index(progress=progress, force=force)
 
 
 @kb_app.command("build")
 def kb_build(force: Annotated[bool, typer.Option("--force", help="Re-embed every chunk.")] = False) -> None:
     """Build or update the index (incremental: unchanged chunks are not embedded again)."""
-    index, report = _progress_index(force)
+    index = _open_index(force)
+    report = index.last_build
     if report is None:
         out.print(f"index is current: {len(index.chunks)} chunks, kb version {index.version}")
     else:
@@ -230,15 +238,15 @@ def kb_search(
     from clinreason.knowledge.linking import linked_rules
 
     filters = {key: v for key, v in (("kind", kind), ("agent", agent), ("jurisdiction", jurisdiction)) if v}
-    index, _ = _progress_index()
-    from clinreason.knowledge.retrieval import Passage
+    from clinreason.knowledge.retrieval import Passage, chunk_by_id, search_ids
 
     try:
-        hits = index.search(query, k, filters, method)
+        with _build_progress() as progress:  # served from the result cache when seen before
+            hits = search_ids(query, k, filters, method=method, progress=progress)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    passages = [Passage.from_chunk(index.by_id[cid], score) for cid, score in hits]
+    passages = [Passage.from_chunk(chunk_by_id()[cid], score) for cid, score in hits]
     if as_json:
         sys.stdout.write(json.dumps([p.model_dump() for p in passages], indent=2) + "\n")
         return
@@ -395,7 +403,7 @@ def kb_eval(
     if which not in SETS:
         err.print(f"[red]error:[/] --set must be one of {', '.join(SETS)}")
         raise typer.Exit(EXIT_BAD_INPUT)
-    index, _ = _progress_index()
+    index = _open_index()
     table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
     cols = ("method", f"recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}", f"recall@{k} (all graded)", "questions")
     for col in cols:

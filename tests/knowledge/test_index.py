@@ -28,6 +28,7 @@ def test_incremental_build_embeds_only_what_changed(kb_index, tmp_path):
     assert not idx.is_current
     first = idx.build()
     assert (first.embedded, first.unchanged, first.removed) == (6, 0, 0)
+    assert idx.last_build is first
     assert idx.is_current
 
     again = KnowledgeIndex(chunks, settings, embedder=kb_index.embedder).build()

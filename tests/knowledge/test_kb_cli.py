@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from cli_helpers import cli
 from typer.testing import CliRunner
 
 from clinreason.cli import app
@@ -38,3 +39,20 @@ def test_show_prints_source_and_protocol_rules(kb_index):
 def test_eval_rejects_unknown_set(kb_index):
     r = runner.invoke(app, ["kb", "eval", "--set", "tuning"])
     assert r.exit_code == 2 and "dev, holdout, blind" in r.output
+
+
+def test_build_on_a_current_index_embeds_nothing(kb_index):
+    r = cli("kb", "build")  # a new process, as a user runs it: it reports its own build, here none
+    assert r.returncode == 0, r.stderr
+    assert f"index is current: {len(kb_index.chunks)} chunks, kb version {kb_index.version}" in r.stdout
+
+
+def test_search_json_is_the_cached_retrieve_result(kb_index):
+    from clinreason.knowledge.retrieval import retrieve
+
+    query = "nitrofurantoin renal cut-off"
+    r = runner.invoke(app, ["kb", "search", query, "-k", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    # `kb search` goes through the result cache like the API does, so both see one ranking.
+    assert json.loads(r.output) == [p.model_dump() for p in retrieve(query, k=4)]
+    assert json.loads(r.output)[0]["chunk_id"] in {"policy-uti-ca-on#ex-renal", "monograph-nitrofurantoin#renal-function"}

@@ -136,6 +136,7 @@ class KnowledgeIndex:
         )
         self._bm25: Any = None
         self._masks: dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray] = {}  # BM25 filter masks
+        self.last_build: BuildReport | None = None  # what this process's last build did, if it built
 
     # --- building -----------------------------------------------------------
     @property
@@ -168,7 +169,10 @@ class KnowledgeIndex:
                     metadatas=[_metadata(c, self.agent_ids) for c in part],
                 )
         self.collection.modify(metadata={"kb_version": self.version, "model": model_id()})
-        return BuildReport(self.version, len(self.chunks), len(todo), len(stale), len(self.chunks) - len(todo), time.perf_counter() - t0)
+        self.last_build = BuildReport(
+            self.version, len(self.chunks), len(todo), len(stale), len(self.chunks) - len(todo), time.perf_counter() - t0
+        )
+        return self.last_build
 
     def ensure_built(self, progress: Progress | None = None) -> BuildReport | None:
         return None if self.is_current else self.build(progress)

@@ -59,16 +59,21 @@ _lock = threading.Lock()
 _indexes: dict[tuple[str, str | None, str], KnowledgeIndex] = {}
 
 
-def get_index(settings: Settings | None = None, progress: Progress | None = None) -> KnowledgeIndex:
-    """The process-wide index for these settings, built on first use if missing or stale."""
+def get_index(settings: Settings | None = None, progress: Progress | None = None, *, force: bool = False) -> KnowledgeIndex:
+    """The process-wide index for these settings, built on first use if missing or stale.
+
+    force re-embeds every chunk. The index's `last_build` says what the build did.
+    """
     settings = settings or get_settings()
     key = (str(settings.data_dir), settings.chroma_url, settings.chroma_collection)
     with _lock:
         index = _indexes.get(key)
         if index is None:
-            index = KnowledgeIndex(all_chunks(), settings)
-            index.ensure_built(progress)
-            _indexes[key] = index
+            index = _indexes[key] = KnowledgeIndex(all_chunks(), settings)
+            if not force:
+                index.ensure_built(progress)
+        if force:
+            index.build(progress, force=True)
     return index
 
 
@@ -111,8 +116,14 @@ def _result_cache(settings: Settings) -> ResultCache:
     return cache_
 
 
-def search_ids(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None) -> list[tuple[str, float]]:
-    """Ranked (chunk id, score), served from the result cache when seen before."""
+def search_ids(
+    query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> list[tuple[str, float]]:
+    """Ranked (chunk id, score), served from the result cache when seen before.
+
+    progress reports a first-use index build, if a cache miss needs one.
+    """
     if not query.strip():
         raise ValueError("query must not be empty")
     if k < 1:
@@ -122,7 +133,7 @@ def search_ids(query: str, k: int = 5, filters: Filters | None = None, *, method
     key = results.key(query, k, filters, method)
     hits = results.get(key)
     if hits is None:
-        hits = get_index(settings).search(query, k, filters, method)
+        hits = get_index(settings, progress).search(query, k, filters, method)
         results.put(key, hits)
     return hits
 
