@@ -69,11 +69,12 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
     with _lock:
         index = _indexes.get(key)
         if index is None:
-            index = _indexes[key] = KnowledgeIndex(all_chunks(), settings)
+            index = KnowledgeIndex(all_chunks(), settings)
             if not force:
                 index.ensure_built(progress)
         if force:
             index.build(progress, force=True)
+        _indexes[key] = index  # only once built: a failed build is retried on the next call
     return index
 
 
