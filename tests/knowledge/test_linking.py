@@ -71,6 +71,13 @@ def test_unknown_rules_or_classes_in_cue_data_are_errors():
         parse_cues('[cues]\n[classes]\n"not_a_class" = ["EX-RENAL"]\n')
 
 
+def test_a_cue_key_may_name_several_rules():
+    phrases, _ = parse_cues('[cues]\n"CF-RENAL, EX-RENAL" = ["dialysis"]\n"EX-RENAL" = ["egfr"]\n[classes]\n')
+    assert sorted(rule for _, rule in phrases) == ["CF-RENAL", "EX-RENAL", "EX-RENAL"]
+    with pytest.raises(ValueError, match=r"unknown rules \['EX-NOPE'\]"):
+        parse_cues('[cues]\n"CF-RENAL, EX-NOPE" = ["x"]\n[classes]\n')
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
 def test_links_are_known_rules_in_protocol_order(text):

@@ -59,13 +59,15 @@ def parse_cues(text: str) -> Cues:
     """(stemmed phrase, rule id) pairs and class -> rule ids; unknown rules or classes are errors."""
     raw = tomllib.loads(text)
     known = rule_catalog()
-    unknown = {r for r in raw["cues"] if r not in known} | {r for rs in raw["classes"].values() for r in rs if r not in known}
+    cues = [([r.strip() for r in key.split(",")], ps) for key, ps in raw["cues"].items()]  # "CF-RENAL, EX-RENAL" = [...]
+    unknown = {r for rules, _ in cues for r in rules if r not in known}
+    unknown |= {r for rs in raw["classes"].values() for r in rs if r not in known}
     if unknown:
         raise ValueError(f"rule cues name unknown rules {sorted(unknown)}")
     bad_classes = set(raw["classes"]) - set(load_formulary().classes)
     if bad_classes:
         raise ValueError(f"rule cues name unknown drug classes {sorted(bad_classes)}")
-    phrases = tuple((_stems(p), rule) for rule, ps in raw["cues"].items() for p in ps)
+    phrases = tuple((_stems(p), rule) for rules, ps in cues for p in ps for rule in rules)
     return phrases, {c: tuple(rs) for c, rs in raw["classes"].items()}
 
 
