@@ -236,6 +236,7 @@ def kb_search(
 ) -> None:
     """Search the knowledge base."""
     from clinreason.knowledge.linking import linked_rules
+    from clinreason.knowledge.spelling import correct_spelling, corrections
 
     filters = {key: v for key, v in (("kind", kind), ("agent", agent), ("jurisdiction", jurisdiction)) if v}
     from clinreason.knowledge.retrieval import Passage, chunk_by_id, search_ids
@@ -250,8 +251,11 @@ def kb_search(
     if as_json:
         sys.stdout.write(json.dumps([p.model_dump() for p in passages], indent=2) + "\n")
         return
+    fixes = corrections(query)
+    if fixes:
+        out.print(f"[dim]spelling:[/] {', '.join(f'{typed} -> {fixed}' for typed, fixed in fixes)}")
     if method == "hybrid":
-        out.print(f"[dim]linked rules:[/] {', '.join(linked_rules(query)) or 'none'}")
+        out.print(f"[dim]linked rules:[/] {', '.join(linked_rules(correct_spelling(query))) or 'none'}")
     if not passages:
         out.print("no passages match")
     for rank, p in enumerate(passages, 1):
@@ -395,9 +399,9 @@ def serve(
 @kb_app.command("eval")
 def kb_eval(
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
-    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2")] = "dev",
+    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2 | blind3 | blind4")] = "dev",
 ) -> None:
-    """Recall@k of essential passages, MRR, hit@k and graded nDCG@k for each retrieval method on labelled questions."""
+    """Recall@k of essential passages and of facts, MRR, hit@k and graded nDCG@k for each retrieval method."""
     from clinreason.knowledge.evaluation import SETS, evaluate_all
 
     if which not in SETS:
@@ -405,13 +409,15 @@ def kb_eval(
         raise typer.Exit(EXIT_BAD_INPUT)
     index = _open_index()
     table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
-    cols = ("method", f"recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}", f"recall@{k} (all graded)", "questions")
+    cols = ("method", f"recall@{k}", f"fact recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}",
+            f"recall@{k} (all graded)", "questions")
     for col in cols:
         table.add_column(col)
     for m in evaluate_all(index, k, which):
-        values = (m.recall, m.capped_recall, m.mrr, m.hit_rate, m.ndcg, m.recall_all)
+        values = (m.recall, m.fact_recall, m.capped_recall, m.mrr, m.hit_rate, m.ndcg, m.recall_all)
         table.add_row(m.method, *(f"{v:.3f}" for v in values), str(m.n))
-    out.print("recall, MRR and hit count essential passages; nDCG grades essential 2, supporting 1")
+    out.print("recall, MRR and hit count essential passages; fact recall counts a fact found when one passage stating it is; "
+              "nDCG grades essential 2, supporting 1")
     out.print(table)
 
 

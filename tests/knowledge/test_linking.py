@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from clinreason.knowledge.chunking import all_chunks
 from clinreason.knowledge.corpus import rule_chunk_id
-from clinreason.knowledge.linking import linked_rules, parse_cues
+from clinreason.knowledge.linking import linked_facets, linked_rules, named_sources, parse_cues
 from clinreason.protocols.profile import rule_catalog
 
 
@@ -36,6 +36,8 @@ from clinreason.protocols.profile import rule_catalog
         ("sx back a week after she finished her course", "RC-RELAPSE-4W"),
         ("third time this year", "RC-RECURRENT-12M"),
         ("2 bladder infections since March", "RC-RECURRENT-6M"),  # a count of episodes
+        ("her 3rd bladder infection this year", "RC-RECURRENT-12M"),  # an ordinal count
+        ("does she meet criteria with urgency alone?", "SX-CRITERIA-NOT-MET"),
         ("wants trimethoprim to take after intercourse", "RC-RECURRENT-6M"),  # prophylaxis is a recurrence plan
         ("prolapse, doesn't empty her bladder fully", "CF-NEUROGENIC-BLADDER"),
     ],
@@ -54,9 +56,14 @@ def test_numbers_are_compared_with_the_profile_thresholds():
     assert not {"CF-AGE-BELOW-MIN", "EX-AGE"} & set(linked_rules("40 year old with burning"))
 
 
+def test_beers_criteria_is_not_a_question_about_symptom_criteria():
+    assert not any(r.startswith("SX-") for r in linked_rules("Beers criteria nitrofurantoin older adults"))
+
+
 def test_one_episode_or_other_counts_link_no_recurrence_rule():
     assert not {"RC-RECURRENT-6M", "RC-RECURRENT-12M"} & set(linked_rules("1 infection last year"))
     assert not {"RC-RECURRENT-6M", "RC-RECURRENT-12M"} & set(linked_rules("she has 2 kids and burning"))
+    assert not {"RC-RECURRENT-6M", "RC-RECURRENT-12M"} & set(linked_rules("on the 2nd day of her first UTI"))
 
 
 def test_naming_a_protocol_agent_alone_links_no_exclusion():
@@ -112,3 +119,62 @@ def test_linked_passages_respect_filters(kb_index):
     hits = kb_index.search("Aldactone and Septra together?", 8, {"kind": "guideline"})
     assert hits and all(kb_index.by_id[c].kind == "guideline" for c, _ in hits)
     assert "guideline-beers#tmp-smx-with-spironolactone-or-other-potassium-sparing-diuretics" in [c for c, _ in hits]
+
+
+@pytest.mark.parametrize(
+    ("question", "facets", "agents"),
+    [
+        ("Septra side effects to warn her about", {"adverse-effects", "counselling"}, ("tmp_smx",)),
+        ("Macrobid dose for cystitis", {"dose-and-regimen"}, ("nitrofurantoin",)),
+        # lactation is not pregnancy: no rule covers it, so the facet compares all four agents
+        ("breastfeeding mom with a UTI, which antibiotic is safest for the baby", {"pregnancy-and-lactation"},
+         ("nitrofurantoin", "tmp_smx", "trimethoprim", "fosfomycin")),
+    ],
+)
+def test_facet_words_link_the_monograph_sections_of_the_named_agents(question, facets, agents):
+    linked, linked_agents = linked_facets(question)
+    assert set(linked) == facets and linked_agents == agents
+
+
+def test_a_per_agent_facet_without_an_agent_links_nothing():
+    # A general counselling question belongs to the counselling policy, not to four monographs.
+    assert linked_facets("what do I tell her about follow-up after starting antibiotics") == ((), ())
+
+
+def test_a_facet_link_brings_up_the_section_that_answers(kb_index):
+    question = "breastfeeding a 3 week old, mom has a UTI - which antibiotic is safest for the baby?"
+    top = [c for c, _ in kb_index.search(question, 5)]
+    assert sum(c.endswith("#pregnancy-and-lactation") for c in top) >= 3, top
+    top = [c for c, _ in kb_index.search("Septra side effects to warn pt about", 5)]
+    assert {"monograph-tmp-smx#adverse-effects", "monograph-tmp-smx#counselling"} <= set(top), top
+
+
+@pytest.mark.parametrize(
+    ("question", "docs"),
+    [
+        ("what does IDSA say is first line", ("guideline-idsa-2011",)),
+        ("Beers criteria nitrofurantoin older adults", ("guideline-beers",)),
+        ("NICE uses eGFR 45, why do we use 30", ("guideline-nice-ng109",)),
+        ("is the protocol based on NICE or IDSA?", ("guideline-idsa-2011", "guideline-nice-ng109")),
+        ("a nice older lady with burning", ()),  # "NICE" counts in capitals only
+    ],
+)
+def test_questions_that_name_a_guideline(question, docs):
+    assert named_sources(question) == docs
+
+
+def test_a_named_guideline_answers_from_its_own_sections(kb_index):
+    # The per-document cap would otherwise keep Beers to three TMP-SMX sections and drop its nitrofurantoin one.
+    top = [c for c, _ in kb_index.search("Beers criteria nitrofurantoin older adults", 5)]
+    assert "guideline-beers#nitrofurantoin-in-older-adults-crcl-below-30-and-long-term-use" in top[:2], top
+    assert sum(c.startswith("guideline-beers#") for c in top) >= 4, top
+
+
+def test_a_negated_finding_links_neither_its_rule_nor_its_facet():
+    question = "positive urine culture from routine labs, zero urinary symptoms, not pregnant - treat?"
+    assert "CF-PREGNANT" not in linked_rules(question)
+    assert linked_facets(question) == ((), ())
+    assert "RF-FEVER" not in linked_rules("84 yo with new confusion, no fever")
+    # Affirmed elsewhere in the question, the finding still links.
+    assert "RF-FEVER" in linked_rules("no chills but a fever of 38.4")
+    assert "CF-PREGNANT" in linked_rules("not diabetic, 12 weeks pregnant")

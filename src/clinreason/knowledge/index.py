@@ -21,8 +21,9 @@ from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, kb_version
 from clinreason.knowledge.corpus import KINDS, rule_chunk_id
 from clinreason.knowledge.embeddings import Embedder, model_id
-from clinreason.knowledge.linking import linked_rules, stemmer
+from clinreason.knowledge.linking import linked_facets, linked_rules, named_sources, stemmer
 from clinreason.knowledge.query import expand_query
+from clinreason.knowledge.spelling import correct_spelling
 
 FILTER_KEYS = ("kind", "agent", "jurisdiction", "doc_id")
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
@@ -126,9 +127,14 @@ class KnowledgeIndex:
         self.embedder = embedder or Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
         self.agent_ids = sorted({a for c in self.chunks for a in c.agents})
         self.by_rule: dict[str, list[str]] = {}
+        self.by_facet: dict[str, list[str]] = {}  # monograph section slug -> that section of each monograph
+        self.by_doc: dict[str, list[str]] = {}
         for c in self.chunks:
+            self.by_doc.setdefault(c.doc_id, []).append(c.id)
             for r in c.rules:
                 self.by_rule.setdefault(r, []).append(c.id)
+            if c.kind == "monograph":
+                self.by_facet.setdefault(c.id.split("#", 1)[1], []).append(c.id)
         self.version = kb_version(self.chunks)
         self._client = make_chroma_client(settings)
         self.collection = self._client.get_or_create_collection(
@@ -219,7 +225,8 @@ class KnowledgeIndex:
 
     # --- rule links -----------------------------------------------------------
     def linked(self, query: str, text_scores: Mapping[str, float], filters: dict[str, list[str]] | None = None) -> list[str]:
-        """Passages tagged with a rule the question links to.
+        """Passages tagged with a rule the question links to, the monograph sections of its
+        facets, and the best-matching sections of a guideline it names.
 
         The protocol's own statement of each linked rule comes first (it is what
         a plan cites), then the other tagged passages, best text match first.
@@ -230,10 +237,17 @@ class KnowledgeIndex:
         def best_first(ids: Sequence[str]) -> list[str]:
             return sorted(ids, key=lambda cid: (cid not in statements, -text_scores.get(cid, 0.0), cid))
 
+        def admitted(ids: Sequence[str]) -> list[str]:
+            return [cid for cid in ids if not filters or chunk_matches(self.by_id[cid], filters)]
+
         out: set[str] = set()
         for rule in rules:
-            tagged = [cid for cid in self.by_rule.get(rule, ()) if not filters or chunk_matches(self.by_id[cid], filters)]
-            out.update(best_first(tagged)[:LINK_PER_RULE])
+            out.update(best_first(admitted(self.by_rule.get(rule, ())))[:LINK_PER_RULE])
+        for doc in named_sources(query):  # "what does Beers say": that document's best-matching sections
+            out.update(best_first(admitted(self.by_doc.get(doc, ())))[:LINK_PER_RULE])
+        facets, agents = linked_facets(query)
+        for facet in facets:
+            out.update(cid for cid in admitted(self.by_facet.get(facet, ())) if set(agents) & set(self.by_id[cid].agents))
         return best_first(list(out))
 
     # --- hybrid -------------------------------------------------------------
@@ -244,6 +258,7 @@ class KnowledgeIndex:
         and dense only, for comparison), bm25 or dense.
         """
         f = check_filters(filters, self.agent_ids)
+        query = correct_spelling(query)  # before everything: BM25, dense and rule cues all miss a typo
         expanded = expand_query(query)
         pool = max(4 * k, FUSION_DEPTH)
         if method == "bm25":
@@ -261,9 +276,10 @@ class KnowledgeIndex:
                 fused[cid] = fused.get(cid, 0.0) + LINK_WEIGHT / (RRF_K + rank)
         out: list[tuple[str, float]] = []
         per_doc: dict[str, int] = {}
+        uncapped = set(named_sources(query))  # "what does Beers say": that document is the answer
         for cid, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])):
             doc = self.by_id[cid].doc_id
-            if per_doc.get(doc, 0) < MAX_PER_DOC:
+            if doc in uncapped or per_doc.get(doc, 0) < MAX_PER_DOC:
                 per_doc[doc] = per_doc.get(doc, 0) + 1
                 out.append((cid, score))
                 if len(out) == k:

@@ -7,10 +7,16 @@ passages that answer it are the ones that state or apply a protocol rule
 - drugs and classes the formulary finds in the question, through the
   interaction rules that they trigger (the same data the protocol node uses);
 - ages and eGFR/CrCl values, compared with the profile's own thresholds;
-- cue words per rule in data/rule_cues.toml, matched on stemmed whole words.
+- cue words per rule in data/rule_cues.toml, matched on stemmed whole words
+  and skipped when negated just before ("not pregnant", "no fever").
 
-The index ranks the passages tagged with a linked rule as a third list beside
-BM25 and dense search (knowledge/index.py).
+Questions about one facet of a drug ("Septra side effects", "safest while
+breastfeeding") also link that monograph section (data/facet_cues.toml), and
+a question that names a guideline ("what does IDSA say") links that document.
+
+The index ranks the passages tagged with a linked rule, and the linked
+monograph sections, as a third list beside BM25 and dense search
+(knowledge/index.py).
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from clinreason.protocols.profile import load_profile, rule_catalog
 AGE = re.compile(r"\b(\d{1,3})[- ]?(?:years?[- ]old|year|yrs?|yo|y/o)\b", re.IGNORECASE)
 ADULT_AGE = 18
 RENAL = re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\D{0,12}(\d{1,3})", re.IGNORECASE)
-# "2 bladder infections since January", "three UTIs this year": a count of
-# episodes is what the recurrence rules (2 in 6 months, 3 in 12) turn on.
+# "2 bladder infections since January", "three UTIs this year", "her 3rd UTI":
+# a count of episodes is what the recurrence rules (2 in 6 months, 3 in 12) turn on.
 EPISODES = re.compile(
-    r"\b(\d{1,2}|two|three|four|five|six|several|multiple)\s+(?:\w+\s+)?(?:utis?|uti's|infections|episodes)\b", re.IGNORECASE
+    r"\b(?:(?:\d{1,2}|two|three|four|five|six|several|multiple)\s+(?:\w+\s+)?(?:utis?|uti's|infections|episodes)"
+    r"|(?:2nd|3rd|[4-9]th|second|third|fourth|fifth)\s+(?:\w+\s+)?(?:uti|infection|episode))\b",
+    re.IGNORECASE,
 )
 
 
@@ -76,6 +84,20 @@ def _cues() -> Cues:
     return parse_cues(resources.files("clinreason.knowledge.data").joinpath("rule_cues.toml").read_text("utf-8"))
 
 
+# "not pregnant", "no fever", "denies flank pain": a negated finding is not what the question is about.
+_NEGATIONS = frozenset({"no", "not", "non", "denies", "deni", "without", "zero", "negative"})
+_NEGATION_WINDOW = 3  # words before the cue
+
+
+def affirms_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """Whole-word containment with at least one occurrence not negated just before it."""
+    n = len(phrase)
+    return n > 0 and any(
+        words[i : i + n] == phrase and not _NEGATIONS & set(words[max(0, i - _NEGATION_WINDOW) : i])
+        for i in range(len(words) - n + 1)
+    )
+
+
 def contains_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     """Whole-word phrase containment on token tuples."""
     n = len(phrase)
@@ -109,7 +131,7 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
     if EPISODES.search(query):
         found.update(("RC-RECURRENT-6M", "RC-RECURRENT-12M"))
     words = _stems(query)
-    found.update(rule for phrase, rule in phrases if contains_phrase(words, phrase))
+    found.update(rule for phrase, rule in phrases if affirms_phrase(words, phrase))
 
     values = renal_values(query)
     if values:  # a stated eGFR/CrCl decides the renal complicating factor, not the word "eGFR"
@@ -118,6 +140,50 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
         if min(values) < profile.renal_complicating_below:
             found.add("CF-RENAL")
     return tuple(sorted(found, key=_protocol_order().__getitem__))
+
+
+@cache
+def _facet_cues() -> tuple[tuple[tuple[str, ...], str, bool], ...]:
+    """(stemmed phrase, monograph section slug, links every agent when none is named)."""
+    raw = tomllib.loads(resources.files("clinreason.knowledge.data").joinpath("facet_cues.toml").read_text("utf-8"))
+    return tuple(
+        (_stems(p), facet, table == "across_agents")
+        for table in ("across_agents", "per_agent")
+        for facet, ps in raw[table].items()
+        for p in ps
+    )
+
+
+@lru_cache(maxsize=4096)
+def linked_facets(query: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(monograph section slugs, the agents whose sections to link) for a question.
+
+    A facet links the sections of the agents the question names; an
+    across-agents facet with no agent named links every agent's section.
+    """
+    words = _stems(query)
+    hits = [(facet, across) for phrase, facet, across in _facet_cues() if affirms_phrase(words, phrase)]
+    if not hits:
+        return (), ()
+    formulary = load_formulary()
+    drugs = set(formulary.match(query).drugs)
+    agents = tuple(a for a, info in formulary.agents.items() if info.drug in drugs)
+    facets = tuple(dict.fromkeys(f for f, across in hits if agents or across))
+    return (facets, agents or tuple(formulary.agents)) if facets else ((), ())
+
+
+# Guideline documents a question can name. "NICE" is matched in capitals only,
+# so "a nice patient" names nothing.
+_NAMED_SOURCES = {
+    "guideline-beers": re.compile(r"\bbeers\b", re.IGNORECASE),
+    "guideline-idsa-2011": re.compile(r"\b(?:idsa|escmid)\b", re.IGNORECASE),
+    "guideline-nice-ng109": re.compile(r"\bNICE\b|\b[Nn][Gg] ?109\b"),
+}
+
+
+def named_sources(query: str) -> tuple[str, ...]:
+    """Guideline document ids a question names ("what does IDSA say", "Beers criteria")."""
+    return tuple(doc for doc, pattern in _NAMED_SOURCES.items() if pattern.search(query))
 
 
 @cache

@@ -28,9 +28,15 @@ from clinreason.knowledge.index import (
 from clinreason.knowledge.sqlite_cache import SqliteCache
 
 # Bump when ranking code changes in a way the data hashes and constants cannot see.
-# link2: episode counts ("2 UTIs since March") link the recurrence rules.
-RETRIEVAL_ALGO = f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-expand1-link2-{LINK_WEIGHT}x{LINK_PER_RULE}"
-_RANKING_DATA = ("lay_terms.toml", "rule_cues.toml")
+# link3: episode counts ("2 UTIs since March", "her 3rd UTI") link the recurrence rules.
+# spell1: misspelt words are repaired first (knowledge/spelling.py).
+# facet1: facet words link monograph sections (data/facet_cues.toml).
+# named1: a guideline the question names is linked and exempt from the per-document cap.
+# neg1: a negated cue ("not pregnant") links nothing.
+RETRIEVAL_ALGO = (
+    f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-spell1-expand1-link3-facet1-named1-neg1-{LINK_WEIGHT}x{LINK_PER_RULE}"
+)
+_RANKING_DATA = ("lay_terms.toml", "rule_cues.toml", "facet_cues.toml")
 
 
 class Passage(BaseModel):
