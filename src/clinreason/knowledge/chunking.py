@@ -37,11 +37,7 @@ class Chunk(BaseModel):
 def _agents_mentioned(text: str, doc: Document) -> tuple[str, ...]:
     if doc.agents:
         return doc.agents
-    formulary = load_formulary()
-    match = formulary.match(text)
-    # An agent is "mentioned" when its product is named (TMP-SMX naming implies
-    # the combination, not trimethoprim alone).
-    return tuple(a for a, info in formulary.agents.items() if info.drug in match.drugs)
+    return load_formulary().agents_named(text)
 
 
 def chunk_document(doc: Document) -> list[Chunk]:

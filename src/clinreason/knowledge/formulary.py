@@ -195,6 +195,14 @@ class Formulary:
     def match_all(self, texts: Iterable[str]) -> list[DrugMatch]:
         return [self.match(t) for t in texts]
 
+    def agents_named(self, text: str) -> tuple[str, ...]:
+        """Protocol agents whose product the text names, in formulary order.
+
+        Naming TMP-SMX names the combination, not trimethoprim alone.
+        """
+        drugs = set(self.match(text).drugs)
+        return tuple(a for a, info in self.agents.items() if info.drug in drugs)
+
     def _scan(self, text: str) -> tuple[list[str], list[str], list[str]]:
         words = tokens(text)
         drugs: list[str] = []
@@ -250,6 +258,12 @@ Formulary.__hash__ = object.__hash__  # type: ignore[method-assign]
 def _read(name: str) -> tuple[dict, bytes]:
     raw = resources.files(_DATA_PACKAGE).joinpath(name).read_bytes()
     return tomllib.loads(raw.decode("utf-8")), raw
+
+
+@cache
+def read_data(name: str) -> dict:
+    """One TOML file of the knowledge data package, parsed once per process; callers only read it."""
+    return _read(name)[0]
 
 
 @cache

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from functools import cache, lru_cache
 from importlib import resources
 
-from clinreason.knowledge.formulary import load_formulary, tokens
+from clinreason.knowledge.formulary import load_formulary, read_data, tokens
 from clinreason.protocols.profile import load_profile, rule_catalog
 
 AGE = re.compile(r"\b(\d{1,3})[- ]?(?:years?[- ]old|year|yrs?|yo|y/o)\b", re.IGNORECASE)
@@ -89,19 +90,20 @@ _NEGATIONS = frozenset({"no", "not", "non", "denies", "deni", "without", "zero",
 _NEGATION_WINDOW = 3  # words before the cue
 
 
-def affirms_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    """Whole-word containment with at least one occurrence not negated just before it."""
+def _starts(words: tuple[str, ...], phrase: tuple[str, ...]) -> Iterator[int]:
+    """Positions where the phrase occurs as whole words."""
     n = len(phrase)
-    return n > 0 and any(
-        words[i : i + n] == phrase and not _NEGATIONS & set(words[max(0, i - _NEGATION_WINDOW) : i])
-        for i in range(len(words) - n + 1)
-    )
+    return (i for i in range(len(words) - n + 1) if n and words[i : i + n] == phrase)
 
 
 def contains_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     """Whole-word phrase containment on token tuples."""
-    n = len(phrase)
-    return n > 0 and any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+    return next(_starts(words, phrase), None) is not None
+
+
+def affirms_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    """Whole-word containment with at least one occurrence not negated just before it."""
+    return any(not _NEGATIONS & set(words[max(0, i - _NEGATION_WINDOW) : i]) for i in _starts(words, phrase))
 
 
 @lru_cache(maxsize=4096)  # bounded: a long-running API server sees endless new questions
@@ -145,7 +147,7 @@ def linked_rules(query: str, profile_id: str = "CA-ON") -> tuple[str, ...]:
 @cache
 def _facet_cues() -> tuple[tuple[tuple[str, ...], str, bool], ...]:
     """(stemmed phrase, monograph section slug, links every agent when none is named)."""
-    raw = tomllib.loads(resources.files("clinreason.knowledge.data").joinpath("facet_cues.toml").read_text("utf-8"))
+    raw = read_data("facet_cues.toml")
     return tuple(
         (_stems(p), facet, table == "across_agents")
         for table in ("across_agents", "per_agent")
@@ -166,8 +168,7 @@ def linked_facets(query: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if not hits:
         return (), ()
     formulary = load_formulary()
-    drugs = set(formulary.match(query).drugs)
-    agents = tuple(a for a, info in formulary.agents.items() if info.drug in drugs)
+    agents = formulary.agents_named(query)
     facets = tuple(dict.fromkeys(f for f, across in hits if agents or across))
     return (facets, agents or tuple(formulary.agents)) if facets else ((), ())
 

@@ -9,18 +9,16 @@ so expansion can only add evidence.
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache, lru_cache
-from importlib import resources
 
-from clinreason.knowledge.formulary import load_formulary, tokens
+from clinreason.knowledge.formulary import load_formulary, read_data, tokens
 from clinreason.knowledge.linking import ADULT_AGE, ages, contains_phrase, renal_values
 from clinreason.protocols.profile import load_profile
 
 
 @cache
 def _lay_terms() -> list[tuple[tuple[str, ...], str]]:
-    raw = tomllib.loads(resources.files("clinreason.knowledge.data").joinpath("lay_terms.toml").read_text("utf-8"))
+    raw = read_data("lay_terms.toml")
     return [(tokens(phrase), clinical) for clinical, phrases in raw["terms"].items() for phrase in phrases]
 
 

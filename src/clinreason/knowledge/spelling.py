@@ -22,15 +22,13 @@ question is unchanged.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from functools import cache, lru_cache
-from importlib import resources
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from clinreason.knowledge.formulary import load_formulary, tokens
+from clinreason.knowledge.formulary import load_formulary, read_data, tokens
 from clinreason.knowledge.linking import stemmer
 
 MIN_LEN = 5
@@ -48,8 +46,7 @@ def _english_words() -> frozenset[str]:
 
 
 def _data_phrases(name: str, table: str) -> list[str]:
-    raw = tomllib.loads(resources.files("clinreason.knowledge.data").joinpath(name).read_text("utf-8"))
-    return [p for key, phrases in raw[table].items() for p in [key, *phrases]]
+    return [p for key, phrases in read_data(name)[table].items() for p in [key, *phrases]]
 
 
 @cache
