@@ -56,3 +56,18 @@ def test_unknown_sample_exits_2():
 def test_samples_listed():
     r = cli("samples")
     assert r.returncode == 0 and "no-safe-option" in r.stdout
+
+
+def test_show_reads_a_stored_assessment_and_its_report(kb_index):
+    # Nitrofurantoin allergy, and lisinopril rules out TMP-SMX and trimethoprim: fosfomycin awaits sign-off.
+    r = cli("assess", "--sample", "raas-nitrofurantoin-allergy", "--json")
+    assert r.returncode == 0, r.stderr
+    stored = json.loads(r.stdout)
+    shown = cli("show", stored["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert stored["recommendation"]["agent"] == "fosfomycin" and stored["status"] == "awaiting_signoff"
+    assert stored["decision"] in shown.stdout and "fosfomycin" in shown.stdout and "EX-HYPERKALEMIA" in shown.stdout
+    report = cli("show", stored["id"], "--report")
+    assert report.returncode == 0 and report.stdout == stored["report_markdown"]
+    missing = cli("show", "no-such-assessment")
+    assert missing.returncode == 2 and "no assessment 'no-such-assessment'" in missing.stderr

@@ -46,6 +46,11 @@ class Assessment(BaseModel):
     audit: dict[str, Any] | None = None
     signoff: Signoff | None = None
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Assessment:
+        """An assessment from its stored record (the wire form plus the store's own `updated_at`)."""
+        return cls.model_validate({k: v for k, v in record.items() if k != "updated_at"})
+
 
 def input_hash(patient: Patient) -> str:
     canonical = json.dumps(patient.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

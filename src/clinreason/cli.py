@@ -320,13 +320,13 @@ def show_cmd(
     report: Annotated[bool, typer.Option("--report", help="Print the markdown report.")] = False,
 ) -> None:
     """Show a stored assessment."""
-    from clinreason.pipeline import AssessmentNotFound, get_pipeline
+    from clinreason.assessment import Assessment
 
-    try:
-        a = get_pipeline().get(assessment_id)
-    except AssessmentNotFound:
+    record = _store().get(assessment_id)  # a read: no agents, graph or checkpointer to build
+    if record is None:
         err.print(f"[red]error:[/] no assessment {assessment_id!r}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(EXIT_BAD_INPUT)
+    a = Assessment.from_record(record)
     if report:
         sys.stdout.write(a.report_markdown or "")
     else:
@@ -419,6 +419,26 @@ def kb_eval(
     out.print("recall, MRR and hit count essential passages; fact recall counts a fact found when one passage stating it is; "
               "nDCG grades essential 2, supporting 1")
     out.print(table)
+
+
+@kb_app.command("agreement")
+def kb_agreement(k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5) -> None:
+    """How far two assessors' labels agree on the same question, beside hybrid retrieval on those questions."""
+    from clinreason.knowledge.evaluation import assessor_agreement, evaluate, paraphrase_pairs
+
+    pairs = paraphrase_pairs()
+    agreement = assessor_agreement(pairs)
+    questions = list({q.id: q for pair in pairs for q in pair}.values())  # ids are unique across sets
+    system = evaluate(_open_index(), questions, "hybrid", k)
+    table = Table(title=f"{agreement.pairs} questions asked twice, labelled by different assessors")
+    for col in ("", "passage recall", "fact recall"):
+        table.add_column(col)
+    table.add_row("one assessor's labels, judged by the other's (no cut-off)",
+                  f"{agreement.passage_recall:.3f}", f"{agreement.fact_recall:.3f}")
+    table.add_row(f"hybrid retrieval top {k}, judged by each question's own labels ({system.n} questions)",
+                  f"{system.recall:.3f}", f"{system.fact_recall:.3f}")
+    out.print(table)
+    out.print(f"identical essential labels on {agreement.identical:.0%} of the pairs")
 
 
 @app.command("eval")

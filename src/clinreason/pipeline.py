@@ -111,8 +111,7 @@ class Pipeline:
         record = self.store.get(assessment_id)
         if record is None:
             raise AssessmentNotFound(assessment_id)
-        record.pop("updated_at", None)
-        return Assessment.model_validate(record)
+        return Assessment.from_record(record)
 
 
 _lock = threading.Lock()

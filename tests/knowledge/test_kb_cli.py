@@ -1,4 +1,4 @@
-"""`clinreason kb search | show | eval` in process, against the session's index."""
+"""`clinreason kb search | show | eval | agreement` in process, against the session's index."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def test_show_prints_source_and_protocol_rules(kb_index):
 def test_eval_rejects_unknown_set(kb_index):
     r = runner.invoke(app, ["kb", "eval", "--set", "tuning"])
     assert r.exit_code == 2 and "dev, holdout, blind" in r.output
+
+
+def test_agreement_prints_assessor_agreement_beside_retrieval(kb_index):
+    r = runner.invoke(app, ["kb", "agreement", "-k", "5"])
+    assert r.exit_code == 0, r.output
+    assert "20 questions asked twice" in r.output and "0.842" in r.output and "0.954" in r.output
+    assert "29 questions" in r.output and "identical essential labels on 20% of the pairs" in r.output
 
 
 def test_build_on_a_current_index_embeds_nothing(kb_index):

@@ -22,7 +22,7 @@ Metrics at k, averaged over questions:
 - nDCG: graded (essential 2, supporting 1);
 - recall_all: share of essential + supporting passages found in the top k.
 
-Three sets:
+Six sets:
 - dev (`eval_queries.json`): used while tuning retrieval;
 - holdout (`eval_queries_holdout.json`): written after the first tuning round,
   never tuned on;
@@ -47,6 +47,11 @@ grouped the existing essential labels, unchanged, without seeing a ranking.
 Labels name every passage that states a deciding fact, so a question whose
 fact is restated in seven documents has seven essential passages and recall@5
 cannot reach 1 on it; fact recall@5 can.
+
+Assessor agreement: twenty questions appear twice, in other words, in two
+sets (`eval_paraphrases.json`), so two assessors labelled each; judging one
+assessor's essential passages by the other's labels measures how far a recall
+bar can sensibly ask a ranking to agree with one assessor.
 """
 
 from __future__ import annotations
@@ -139,3 +144,40 @@ def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: in
 def evaluate_all(index: KnowledgeIndex, k: int = 5, which: str = "dev") -> list[Metrics]:
     queries = load_eval_queries(which)
     return [evaluate(index, queries, m, k) for m in METHODS]
+
+
+# --- assessor agreement ------------------------------------------------------
+@dataclass(frozen=True)
+class Agreement:
+    """How far two assessors' labels agree on the same question asked twice.
+
+    Both figures average over the pairs in both directions (A's labels judged
+    by B's, then B's by A's), with no cut-off at k: they are what a ranking that
+    returned one assessor's essential passages, and nothing else, would score
+    against the other's labels. A recall bar above them asks a ranking to agree
+    with one assessor more than two assessors agree with each other.
+    """
+
+    pairs: int
+    passage_recall: float  # share of one assessor's essential passages the other also labels essential
+    fact_recall: float  # share of one assessor's facts with a passage among the other's essential ones
+    identical: float  # share of pairs whose essential sets are the same
+
+
+def paraphrase_pairs() -> list[tuple[EvalQuery, EvalQuery]]:
+    """Cross-set question pairs that ask the same thing (`eval_paraphrases.json`)."""
+    raw = json.loads(resources.files("clinreason.knowledge").joinpath("eval_paraphrases.json").read_text("utf-8"))
+    by_key = {f"{which}/{q.id}": q for which in SETS for q in load_eval_queries(which)}
+    return [(by_key[a], by_key[b]) for a, b in raw["pairs"]]
+
+
+def assessor_agreement(pairs: list[tuple[EvalQuery, EvalQuery]]) -> Agreement:
+    passages = facts = 0.0
+    for a, b in pairs:
+        for labels, judge in ((a, b), (b, a)):
+            named = set(labels.essential)
+            passages += len(named & set(judge.essential)) / len(judge.essential)
+            facts += sum(1 for group in judge.facts if named & set(group)) / len(judge.facts)
+    n = 2 * len(pairs)
+    identical = sum(set(a.essential) == set(b.essential) for a, b in pairs) / len(pairs)
+    return Agreement(len(pairs), passages / n, facts / n, identical)
