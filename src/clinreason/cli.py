@@ -399,7 +399,7 @@ def serve(
 @kb_app.command("eval")
 def kb_eval(
     k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
-    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2 | blind3 | blind4")] = "dev",
+    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2 | blind3 | blind4 | blind5 | blind5b")] = "dev",
 ) -> None:
     """Recall@k of essential passages and of facts, MRR, hit@k and graded nDCG@k for each retrieval method."""
     from clinreason.knowledge.evaluation import SETS, evaluate_all
@@ -423,22 +423,22 @@ def kb_eval(
 
 @kb_app.command("agreement")
 def kb_agreement(k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5) -> None:
-    """How far two assessors' labels agree on the same question, beside hybrid retrieval on those questions."""
-    from clinreason.knowledge.evaluation import assessor_agreement, evaluate, paraphrase_pairs
+    """How far two assessors' labels agree on the same question, beside hybrid retrieval judged by each."""
+    from clinreason.knowledge.evaluation import assessor_agreement, double_graded_pairs, evaluate, paraphrase_pairs
 
-    pairs = paraphrase_pairs()
-    agreement = assessor_agreement(pairs)
-    questions = list({q.id: q for pair in pairs for q in pair}.values())  # ids are unique across sets
-    system = evaluate(_open_index(), questions, "hybrid", k)
-    table = Table(title=f"{agreement.pairs} questions asked twice, labelled by different assessors")
-    for col in ("", "passage recall", "fact recall"):
+    index = _open_index()
+    table = Table(title="Two assessors, one question: agreement, and hybrid retrieval judged by each")
+    for col in ("questions", "judged", "passage recall", "fact recall"):
         table.add_column(col)
-    table.add_row("one assessor's labels, judged by the other's (no cut-off)",
-                  f"{agreement.passage_recall:.3f}", f"{agreement.fact_recall:.3f}")
-    table.add_row(f"hybrid retrieval top {k}, judged by each question's own labels ({system.n} questions)",
-                  f"{system.recall:.3f}", f"{system.fact_recall:.3f}")
+    for name, pairs in (("blind5, graded twice", double_graded_pairs()), ("asked twice in earlier sets", paraphrase_pairs())):
+        agreement = assessor_agreement(pairs)
+        table.add_row(f"{name}: {agreement.pairs} pairs", "one assessor's essential labels by the other's (no cut-off)",
+                      f"{agreement.passage_recall:.3f}", f"{agreement.fact_recall:.3f}")
+        for side, label in ((0, "first"), (1, "second")):
+            m = evaluate(index, [pair[side] for pair in pairs], "hybrid", k)
+            table.add_row("", f"hybrid top {k}, by the {label} assessor's labels", f"{m.recall:.3f}", f"{m.fact_recall:.3f}")
+        table.add_row("", f"identical essential labels: {agreement.identical:.0%} of pairs", "", "", end_section=True)
     out.print(table)
-    out.print(f"identical essential labels on {agreement.identical:.0%} of the pairs")
 
 
 @app.command("eval")

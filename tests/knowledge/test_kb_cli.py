@@ -44,8 +44,10 @@ def test_eval_rejects_unknown_set(kb_index):
 def test_agreement_prints_assessor_agreement_beside_retrieval(kb_index):
     r = runner.invoke(app, ["kb", "agreement", "-k", "5"])
     assert r.exit_code == 0, r.output
-    assert "20 questions asked twice" in r.output and "0.842" in r.output and "0.954" in r.output
-    assert "29 questions" in r.output and "identical essential labels on 20% of the pairs" in r.output
+    # rich wraps the text cells to the terminal width; the figures sit in cells of their own
+    assert "0.942" in r.output and "0.977" in r.output  # blind5's two assessors
+    assert "0.842" in r.output and "0.954" in r.output  # the twenty paired questions of earlier sets
+    assert "68%" in r.output and "20%" in r.output  # pairs with identical essential labels
 
 
 def test_build_on_a_current_index_embeds_nothing(kb_index):

@@ -22,7 +22,7 @@ Metrics at k, averaged over questions:
 - nDCG: graded (essential 2, supporting 1);
 - recall_all: share of essential + supporting passages found in the top k.
 
-Six sets:
+Eight sets (seven sets of questions):
 - dev (`eval_queries.json`): used while tuning retrieval;
 - holdout (`eval_queries_holdout.json`): written after the first tuning round,
   never tuned on;
@@ -38,8 +38,11 @@ Six sets:
   assessor against a dump of the corpus, and run once; its misses were then
   studied (named-guideline links came from them);
 - blind4 (`eval_queries_blind4.json`): written and graded the same way, by
-  other assessors, and run once on the final configuration; its first figures
-  are the README's unseen estimate.
+  other assessors, and run once on the configuration of that round;
+- blind5 and blind5b (`eval_queries_blind5.json`, `..._blind5b.json`): one
+  set of questions written blind from the protocol, graded twice, by two
+  assessors working alone from the same guide, and run once: the unseen
+  estimate, against two assessors, and a direct measure of their agreement.
 
 The fact groups of the first four sets were added later by assessors who
 grouped the existing essential labels, unchanged, without seeing a ranking.
@@ -48,10 +51,11 @@ Labels name every passage that states a deciding fact, so a question whose
 fact is restated in seven documents has seven essential passages and recall@5
 cannot reach 1 on it; fact recall@5 can.
 
-Assessor agreement: twenty questions appear twice, in other words, in two
-sets (`eval_paraphrases.json`), so two assessors labelled each; judging one
-assessor's essential passages by the other's labels measures how far a recall
-bar can sensibly ask a ranking to agree with one assessor.
+Assessor agreement: blind5 was graded twice, and twenty questions appear
+twice, in other words, in two earlier sets (`eval_paraphrases.json`), so two
+assessors labelled each; judging one assessor's essential passages by the
+other's labels measures how far a recall bar can sensibly ask a ranking to
+agree with one assessor.
 """
 
 from __future__ import annotations
@@ -72,7 +76,12 @@ SETS = {
     "blind2": "eval_queries_blind2.json",
     "blind3": "eval_queries_blind3.json",
     "blind4": "eval_queries_blind4.json",
+    "blind5": "eval_queries_blind5.json",
+    "blind5b": "eval_queries_blind5b.json",
 }
+# Sets that grade the same questions twice, each by its own assessor working
+# alone: the second repeats the first's ids and texts with its own labels.
+DOUBLE_GRADED = (("blind5", "blind5b"),)
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,15 @@ def paraphrase_pairs() -> list[tuple[EvalQuery, EvalQuery]]:
     raw = json.loads(resources.files("clinreason.knowledge").joinpath("eval_paraphrases.json").read_text("utf-8"))
     by_key = {f"{which}/{q.id}": q for which in SETS for q in load_eval_queries(which)}
     return [(by_key[a], by_key[b]) for a, b in raw["pairs"]]
+
+
+def double_graded_pairs() -> list[tuple[EvalQuery, EvalQuery]]:
+    """Each question of a twice-graded set with its two assessors' labels."""
+    pairs = []
+    for first, second in DOUBLE_GRADED:
+        other = {q.id: q for q in load_eval_queries(second)}
+        pairs += [(q, other[q.id]) for q in load_eval_queries(first)]
+    return pairs
 
 
 def assessor_agreement(pairs: list[tuple[EvalQuery, EvalQuery]]) -> Agreement:
