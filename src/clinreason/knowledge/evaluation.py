@@ -130,14 +130,20 @@ def _ndcg(q: EvalQuery, ranked: list[str], k: int) -> float:
     return dcg / idcg
 
 
+def _label_recall(q: EvalQuery, found: set[str]) -> tuple[float, float]:
+    """Share of q's essential passages in `found`, and share of q's facts with a passage in it."""
+    return len(found & set(q.essential)) / len(q.essential), sum(1 for group in q.facts if found & set(group)) / len(q.facts)
+
+
 def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: int = 5) -> Metrics:
     recall = facts = capped = mrr = hits = ndcg = recall_all = 0.0
     misses = []
     for q in queries:
         ranked = [cid for cid, _ in index.search(q.query, k, method=method)]
-        found = [cid for cid in ranked if cid in q.essential]
-        recall += len(found) / len(q.essential)
-        facts += sum(1 for group in q.facts if set(group) & set(found)) / len(q.facts)
+        found = set(ranked) & set(q.essential)
+        passages, stated = _label_recall(q, found)
+        recall += passages
+        facts += stated
         capped += len(found) / min(k, len(q.essential))
         recall_all += sum(1 for cid in ranked if q.grade(cid)) / (len(q.essential) + len(q.supporting))
         ndcg += _ndcg(q, ranked, k)
@@ -193,9 +199,9 @@ def assessor_agreement(pairs: list[tuple[EvalQuery, EvalQuery]]) -> Agreement:
     passages = facts = 0.0
     for a, b in pairs:
         for labels, judge in ((a, b), (b, a)):
-            named = set(labels.essential)
-            passages += len(named & set(judge.essential)) / len(judge.essential)
-            facts += sum(1 for group in judge.facts if named & set(group)) / len(judge.facts)
+            p, f = _label_recall(judge, set(labels.essential))
+            passages += p
+            facts += f
     n = 2 * len(pairs)
     identical = sum(set(a.essential) == set(b.essential) for a, b in pairs) / len(pairs)
     return Agreement(len(pairs), passages / n, facts / n, identical)
