@@ -16,6 +16,13 @@ from rich.table import Table
 
 from clinreason.assessment import MODES, Assessment, assess
 from clinreason.errors import InvalidPatient
+from clinreason.knowledge.evaluation import (
+    METHODS,
+    MISS_DEPTH,
+    SETS,
+    load_eval_queries,
+    miss_breakdown,
+)
 from clinreason.protocols.result import Decision
 from clinreason.samples import load_sample, sample_index
 
@@ -396,17 +403,24 @@ def serve(
                 timeout_graceful_shutdown=graceful_timeout, log_level="info")
 
 
-@kb_app.command("eval")
-def kb_eval(
-    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
-    which: Annotated[str, typer.Option("--set", help="dev | holdout | blind | blind2 | blind3 | blind4 | blind5 | blind5b")] = "dev",
-) -> None:
-    """Recall@k of essential passages and of facts, MRR, hit@k and graded nDCG@k for each retrieval method."""
-    from clinreason.knowledge.evaluation import SETS, evaluate_all
+_SET_HELP = " | ".join(SETS)
 
+
+def _check_set(which: str) -> None:
     if which not in SETS:
         err.print(f"[red]error:[/] --set must be one of {', '.join(SETS)}")
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@kb_app.command("eval")
+def kb_eval(
+    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
+    which: Annotated[str, typer.Option("--set", help=_SET_HELP)] = "dev",
+) -> None:
+    """Recall@k of essential passages and of facts, MRR, hit@k and graded nDCG@k for each retrieval method."""
+    from clinreason.knowledge.evaluation import evaluate_all
+
+    _check_set(which)
     index = _open_index()
     table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
     cols = ("method", f"recall@{k}", f"fact recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}",
@@ -419,6 +433,31 @@ def kb_eval(
     out.print("recall, MRR and hit count essential passages; fact recall counts a fact found when one passage stating it is; "
               "nDCG grades essential 2, supporting 1")
     out.print(table)
+
+
+@kb_app.command("misses")
+def kb_misses(
+    k: Annotated[int, typer.Option("-k", min=1, max=50)] = 5,
+    which: Annotated[str, typer.Option("--set", help=_SET_HELP)] = "dev",
+    method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))] = "hybrid",
+    lost_only: Annotated[bool, typer.Option("--lost-only", help="Only misses whose fact is not in the top k.")] = False,
+) -> None:
+    """Each essential passage missing from a question's top k: its rank, and whether its fact is there anyway."""
+    _check_set(which)
+    if method not in METHODS:
+        err.print(f"[red]error:[/] --method must be one of {', '.join(METHODS)}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    b = miss_breakdown(_open_index(), load_eval_queries(which), k, method)
+    table = Table(title=f"Essential passages missing from the {method} top {k} ({which} set)")
+    for col in ("question", "rank", "missing passage", f"its fact in top {k}", "question text"):
+        table.add_column(col)
+    for m in b.misses:
+        if not (lost_only and m.fact_found):
+            table.add_row(m.query.id, str(m.rank) if m.rank else f">{MISS_DEPTH}", m.chunk_id,
+                          "yes (restatement)" if m.fact_found else "no (fact lost)", m.query.query)
+    out.print(table)
+    out.print(f"{b.essential} essential passages: {b.found} in the top {k}; {b.restated} missing restate a fact in the "
+              f"top {k}; {b.lost} missing state a fact the top {k} lacks")
 
 
 @kb_app.command("agreement")

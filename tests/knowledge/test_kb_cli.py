@@ -1,4 +1,4 @@
-"""`clinreason kb search | show | eval | agreement` in process, against the session's index."""
+"""`clinreason kb search | show | eval | misses | agreement` in process, against the session's index."""
 
 from __future__ import annotations
 
@@ -39,6 +39,21 @@ def test_show_prints_source_and_protocol_rules(kb_index):
 def test_eval_rejects_unknown_set(kb_index):
     r = runner.invoke(app, ["kb", "eval", "--set", "tuning"])
     assert r.exit_code == 2 and "dev, holdout, blind" in r.output
+
+
+def test_misses_lists_each_missing_passage_and_whether_its_fact_is_there(kb_index):
+    from clinreason.knowledge.evaluation import load_eval_queries, miss_breakdown
+
+    b = miss_breakdown(kb_index, load_eval_queries("blind5"), 5)
+    r = runner.invoke(app, ["kb", "misses", "--set", "blind5"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert f"161 essential passages: {b.found} in the top 5; {b.restated} missing restate a fact in the top 5; " \
+           f"{b.lost} missing state a fact the top 5 lacks" in r.output
+    assert r.output.count("(restatement)") == b.restated and r.output.count("(fact lost)") == b.lost
+    r = runner.invoke(app, ["kb", "misses", "--set", "blind5", "--lost-only"], env={"COLUMNS": "250"})
+    assert r.output.count("(restatement)") == 0 and r.output.count("(fact lost)") == b.lost
+    r = runner.invoke(app, ["kb", "misses", "--method", "magic"])
+    assert r.exit_code == 2 and "bm25, dense, rrf, hybrid" in r.output
 
 
 def test_agreement_prints_assessor_agreement_beside_retrieval(kb_index):

@@ -51,6 +51,10 @@ Labels name every passage that states a deciding fact, so a question whose
 fact is restated in seven documents has seven essential passages and recall@5
 cannot reach 1 on it; fact recall@5 can.
 
+Misses (`miss_breakdown`): each essential passage missing from a top k is
+either a restatement (another passage stating its fact is in the top k) or a
+fact lost; passage recall counts both, fact recall only the second.
+
 Assessor agreement: blind5 was graded twice, and twenty questions appear
 twice, in other words, in two earlier sets (`eval_paraphrases.json`), so two
 assessors labelled each; judging one assessor's essential passages by the
@@ -64,8 +68,10 @@ import json
 import math
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from clinreason.knowledge.index import KnowledgeIndex
+if TYPE_CHECKING:  # the CLI reads SETS for its help text; the index and its imports load only to evaluate
+    from clinreason.knowledge.index import KnowledgeIndex
 
 # bm25 and dense alone; rrf fuses the two; hybrid adds the rule-linked list.
 METHODS = ("bm25", "dense", "rrf", "hybrid")
@@ -159,6 +165,60 @@ def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: in
 def evaluate_all(index: KnowledgeIndex, k: int = 5, which: str = "dev") -> list[Metrics]:
     queries = load_eval_queries(which)
     return [evaluate(index, queries, m, k) for m in METHODS]
+
+
+# --- misses --------------------------------------------------------------------
+MISS_DEPTH = 50  # how far down the ranked list a missed passage is looked for
+
+
+@dataclass(frozen=True)
+class Miss:
+    """An essential passage missing from a question's top k."""
+
+    query: EvalQuery
+    chunk_id: str
+    rank: int | None  # its place in the ranked list (per-document cap applied); None below MISS_DEPTH
+    fact_found: bool  # a passage stating the same fact is in the top k: a restatement missed, not a fact
+
+
+@dataclass(frozen=True)
+class MissBreakdown:
+    """Where the essential passages of a set went: found, missed as restatements, or missed with their fact.
+
+    Passage recall counts both kinds of miss; fact recall only the second. The
+    split says how much of the gap between them a ranking could close only by
+    filling the top k with passages that repeat a fact already there.
+    """
+
+    essential: int  # essential passages over all questions
+    found: int
+    misses: tuple[Miss, ...]
+
+    @property
+    def restated(self) -> int:
+        return sum(m.fact_found for m in self.misses)
+
+    @property
+    def lost(self) -> int:
+        return len(self.misses) - self.restated
+
+
+def miss_breakdown(index: KnowledgeIndex, queries: list[EvalQuery], k: int = 5, method: str = "hybrid") -> MissBreakdown:
+    # One ranking to MISS_DEPTH serves both: its first k are the top k (the fusion depth is fixed, so they do not change with k).
+    essential = found = 0
+    misses: list[Miss] = []
+    for q in queries:
+        ranked = [cid for cid, _ in index.search(q.query, max(k, MISS_DEPTH), method=method)]
+        top = set(ranked[:k])
+        essential += len(q.essential)
+        for cid in q.essential:
+            if cid in top:
+                found += 1
+                continue
+            rank = ranked.index(cid) + 1 if cid in ranked else None
+            fact_found = any(top & set(group) for group in q.facts if cid in group)
+            misses.append(Miss(q, cid, rank, fact_found))
+    return MissBreakdown(essential, found, tuple(misses))
 
 
 # --- assessor agreement ------------------------------------------------------
