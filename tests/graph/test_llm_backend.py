@@ -2,13 +2,15 @@
 
 Doctor and pharmacist use different models; faults (timeouts, 5xx, malformed
 JSON) fall back to the rules backend; hostile output cannot move the plan
-outside what the protocol allows, and unresolvable citations are dropped.
+outside what the protocol allows or make a referral less urgent, and
+unresolvable citations are dropped.
 """
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from fake_openai import Reply
 
 from clinreason.samples import load_sample
@@ -150,6 +152,30 @@ def test_hostile_markup_cannot_forge_references_or_inject_html(llm_pipeline, fak
     md = llm_pipeline().run(load_sample("uncomplicated")).report_markdown
     assert "<script>" not in md and "[99]" not in md
     assert "&lt;script&gt;" in md
+
+
+def _note(urgency):
+    return {"urgency": urgency, "reasons": [{"text": "Referred.", "citations": []}],
+            "patient_advice": [{"text": "See a physician.", "citations": []}], "avoid_agents": []}
+
+
+@pytest.mark.parametrize(("sample", "said"), [("fever-on-lisinopril", "within_24_48h"), ("fever-on-lisinopril", "routine"),
+                                             ("pregnant", "within_24_48h"), ("male", "none")])
+def test_llm_referral_cannot_lower_the_urgency(llm_pipeline, fake_openai, sample, said):
+    # Fever needs the same day; so does cystitis in pregnancy; any referral needs a timeframe.
+    fake_openai.script(Reply.json(_note(said)), model="doctor-model")
+    a = llm_pipeline().run(load_sample(sample))
+    need = "within_24_48h" if sample == "male" else "emergency_or_same_day"
+    assert a.referral.urgency == need
+    [fallback] = a.audit["llm_fallbacks"]
+    assert "doctor referral" in fallback and f"below the protocol's '{need}'" in fallback
+    assert any("urgency" in v for v in a.audit["vetoes"])
+
+
+def test_llm_referral_may_raise_the_urgency(llm_pipeline, fake_openai):
+    fake_openai.script(Reply.json(_note("emergency_or_same_day")), model="doctor-model")
+    a = llm_pipeline().run(load_sample("male"))  # usually within 24 to 48 hours
+    assert a.referral.urgency == "emergency_or_same_day" and a.audit["llm_fallbacks"] == []
 
 
 def test_llm_referral_note_and_its_fallback(llm_pipeline, fake_openai):

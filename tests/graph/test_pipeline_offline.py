@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from patients import make_patient
 
 from clinreason.samples import load_sample
 
@@ -42,6 +43,7 @@ def test_interaction_samples_reach_the_safe_agent(offline_pipeline, sample, agen
 
 
 @pytest.mark.parametrize(("sample", "urgency"), [("red-flags-older-adult", "emergency_or_same_day"), ("male", "within_24_48h"),
+                                                  ("pregnant", "emergency_or_same_day"), ("catheter", "within_24_48h"),
                                                   ("recurrent", "within_24_48h"), ("no-safe-option", "within_24_48h"),
                                                   ("criteria-not-met", "none")])
 def test_referrals_skip_the_loop_and_write_a_cited_note(offline_pipeline, sample, urgency):
@@ -49,6 +51,17 @@ def test_referrals_skip_the_loop_and_write_a_cited_note(offline_pipeline, sample
     assert a.rounds == [] and a.status == "final" and a.recommendation is None
     assert a.referral.urgency == urgency
     assert all(c.citations for c in a.referral.reasons)
+
+
+@pytest.mark.parametrize("finding", ["confusion", "delirium"])
+def test_new_confusion_or_delirium_is_a_same_day_referral(offline_pipeline, finding):
+    # Not a red flag (no fever), so the decision is refer_complicated, but new
+    # confusion can be the first sign of sepsis in an older adult: seen today.
+    a = offline_pipeline.run(make_patient(age=84, symptoms={finding: True, "frequency": True}))
+    assert a.decision.value == "refer_complicated"
+    assert {h.rule_id for h in a.protocol.rules_fired} >= {"CF-CONFUSION" if finding == "confusion" else "CF-DELIRIUM"}
+    assert a.referral.urgency == "emergency_or_same_day"
+    assert "same day" in a.report_markdown and "within 24 to 48 hours" not in a.report_markdown
 
 
 def test_no_safe_option_note_lists_each_agent_to_avoid(offline_pipeline):

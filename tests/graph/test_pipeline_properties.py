@@ -9,7 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import eligible_patients, patients
 
+from clinreason.agents.models import URGENCY_RANK
+from clinreason.agents.rules import referral_urgency
 from clinreason.assessment import assess
+
+# Findings that must be seen the same day even when they are not red flags.
+SAME_DAY_FINDINGS = {"CF-CONFUSION", "CF-DELIRIUM", "CF-PREGNANT"}
+URGENCIES = ["emergency_or_same_day", "within_24_48h", "routine", "none"]
 
 CANDIDATES = ["nitrofurantoin", "tmp_smx", "trimethoprim", "fosfomycin", "ciprofloxacin", "amoxicillin", None]
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -50,3 +56,28 @@ def test_hostile_llm_final_agent_is_allowed(llm_pipeline, fake_openai, p, seed):
     fake_openai.handler = hostile
     a = llm_pipeline().run(p)
     _check(a, p)
+
+
+def _check_urgency(a):
+    if a.referral is None:
+        return
+    assert URGENCY_RANK[a.referral.urgency] >= URGENCY_RANK[referral_urgency(a.protocol)]
+    fired = {h.rule_id for h in a.protocol.rules_fired}
+    if a.decision.value == "refer_urgent" or (a.decision.value == "refer_complicated" and fired & SAME_DAY_FINDINGS):
+        assert a.referral.urgency == "emergency_or_same_day", fired
+    if a.decision.value.startswith("refer_"):
+        assert a.referral.urgency in ("emergency_or_same_day", "within_24_48h")
+
+
+@PROPERTY
+@given(patients())
+def test_rules_backend_referral_urgency_is_never_too_late(offline_pipeline, p):
+    _check_urgency(offline_pipeline.run(p))
+
+
+@PROPERTY
+@given(patients(), st.sampled_from(URGENCIES))
+def test_hostile_llm_cannot_make_a_referral_less_urgent(llm_pipeline, fake_openai, p, urgency):
+    fake_openai.reset()
+    fake_openai.handler = lambda req: Reply.json({"urgency": urgency, "reasons": [], "patient_advice": [], "avoid_agents": []})
+    _check_urgency(llm_pipeline().run(p))

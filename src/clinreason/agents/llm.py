@@ -3,7 +3,7 @@
 Each agent (doctor, pharmacist) has its own model, base URL and key, so any
 OpenAI-compatible server works. A call that times out, errors, returns
 malformed output or steps outside the bounds (an agent the protocol does not
-allow for this patient) is answered by the rules backend instead, and the
+allow for this patient, a referral less urgent than the protocol's) is answered by the rules backend instead, and the
 fallback is recorded for the report and the audit record.
 """
 
@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from clinreason.agents.context import CaseContext
 from clinreason.agents.models import (
+    URGENCY_RANK,
     AgentOutcome,
     Fallback,
     Proposal,
@@ -23,7 +24,7 @@ from clinreason.agents.models import (
     Review,
     Round,
 )
-from clinreason.agents.rules import RulesDoctor, RulesPharmacist
+from clinreason.agents.rules import RulesDoctor, RulesPharmacist, referral_urgency
 from clinreason.config import Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -123,6 +124,14 @@ def _review_bounds(ctx: CaseContext, r: Review) -> list[str]:
     return []
 
 
+def _referral_bounds(ctx: CaseContext, n: ReferralNote) -> list[str]:
+    # A model may ask for a patient to be seen sooner than the protocol says, never later.
+    need = referral_urgency(ctx.protocol)
+    if URGENCY_RANK[n.urgency] < URGENCY_RANK[need]:
+        return [f"urgency {n.urgency!r} is below the protocol's {need!r} for {ctx.protocol.decision.value}"]
+    return []
+
+
 class LLMDoctor:
     def __init__(self, settings: Settings):
         self.client = LLMClient("doctor", settings)
@@ -136,8 +145,10 @@ class LLMDoctor:
 
     def referral_note(self, ctx: CaseContext) -> tuple[ReferralNote, AgentOutcome]:
         system = SYSTEM["doctor"].format(profile=ctx.profile.id)
-        user = f"{case_prompt(ctx)}\n\nThe decision is {ctx.protocol.decision.value}: write the referral note."
-        return _guarded(self.client, "referral", 0, ReferralNote, system, user, lambda n: [], lambda: self.rules.referral_note(ctx))
+        user = (f"{case_prompt(ctx)}\n\nThe decision is {ctx.protocol.decision.value} and the urgency at least "
+                f"{referral_urgency(ctx.protocol)}: write the referral note.")
+        return _guarded(self.client, "referral", 0, ReferralNote, system, user, lambda n: _referral_bounds(ctx, n),
+                        lambda: self.rules.referral_note(ctx))
 
 
 class LLMPharmacist:

@@ -50,11 +50,15 @@ class Review(BaseModel):
     summary: Claim
 
 
+Urgency = Literal["emergency_or_same_day", "within_24_48h", "routine", "none"]
+URGENCY_RANK: dict[str, int] = {"none": 0, "routine": 1, "within_24_48h": 2, "emergency_or_same_day": 3}
+
+
 class ReferralNote(BaseModel):
     """The doctor's note when the decision is a referral or no antibiotic."""
 
     model_config = ConfigDict(extra="forbid")
-    urgency: Literal["emergency_or_same_day", "within_24_48h", "routine", "none"]
+    urgency: Urgency
     reasons: list[Claim] = Field(description="Why the patient is referred (or gets no antibiotic), cited.")
     patient_advice: list[Claim] = Field(description="What to tell the patient, cited.")
     avoid_agents: list[Claim] = Field(description="Agents a physician should avoid for this patient and why, cited.")

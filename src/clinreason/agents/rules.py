@@ -18,16 +18,23 @@ from clinreason.agents.models import (
     ReferralNote,
     Review,
     Round,
+    Urgency,
 )
 from clinreason.knowledge.support import supports
-from clinreason.protocols.result import AgentEvaluation, Decision, Exclusion
+from clinreason.protocols.profile import rule_catalog
+from clinreason.protocols.result import (
+    AgentEvaluation,
+    Decision,
+    Exclusion,
+    ProtocolResult,
+)
 
 DOCTOR_CHECKS = frozenset({"EX-ALLERGY", "EX-AGE", "EX-RENAL"})
 CATEGORY = {
     "EX-ALLERGY": "allergy", "EX-RECENT-USE": "recent_use", "EX-RENAL": "renal",
     "EX-G6PD": "g6pd", "EX-AGE": "age",
 }
-URGENCY = {
+URGENCY: dict[Decision, Urgency] = {  # each decision's usual timeframe; referral_urgency raises it
     Decision.refer_urgent: "emergency_or_same_day",
     Decision.refer_complicated: "within_24_48h",
     Decision.refer_recurrence: "within_24_48h",
@@ -35,6 +42,18 @@ URGENCY = {
     Decision.no_antibiotics: "none",
     Decision.recommend_treatment: "none",
 }
+
+
+def referral_urgency(p: ProtocolResult) -> Urgency:
+    """How soon the patient must be seen: the decision's timeframe, or same day when a
+    rule that fired says so (rules.toml `same_day`: new confusion, delirium, pregnancy).
+
+    Deterministic, so an LLM referral note may raise it but never lower it."""
+    base = URGENCY[p.decision]
+    catalog = rule_catalog()
+    if base == "within_24_48h" and any(catalog[h.rule_id].same_day for h in p.rules_fired):
+        return "emergency_or_same_day"
+    return base
 
 
 def _criteria_claims(ctx: CaseContext) -> list[Claim]:
@@ -100,9 +119,13 @@ class RulesDoctor:
         def backing(text: str, pool: list[str]) -> list[str]:
             return [cid for cid in pool if supports(text, ctx.passages[cid])][:2]
 
+        urgency = referral_urgency(p)
         advice = {
             Decision.refer_urgent: "Explain that the symptoms may mean a kidney or blood infection and that they need to be seen by a physician, urgent care or an emergency department today; no antibiotic is started at the pharmacy.",
-            Decision.refer_complicated: "Explain that the infection may need examination, a urine culture and a tailored antibiotic, so a physician or nurse practitioner should see them within 24 to 48 hours, sooner if they feel worse.",
+            Decision.refer_complicated: (
+                "Explain that these findings need a medical assessment today: a physician or nurse practitioner should see them the same day, or urgent care if none is available today."
+                if urgency == "emergency_or_same_day" else
+                "Explain that the infection may need examination, a urine culture and a tailored antibiotic, so a physician or nurse practitioner should see them within 24 to 48 hours, sooner if they feel worse."),
             Decision.refer_recurrence: "Explain that repeated or returning infections need a urine culture and a review by a physician or nurse practitioner, within 24 to 48 hours.",
             Decision.refer_no_safe_option: "Explain that none of the antibiotics a pharmacist may prescribe is safe for them, and arrange assessment by a physician or nurse practitioner within 24 to 48 hours.",
             Decision.no_antibiotics: "Explain that an antibiotic is not indicated now; offer self-care advice and ask them to return if urinary symptoms start or worsen.",
@@ -115,7 +138,7 @@ class RulesDoctor:
         ]
         return (
             ReferralNote(
-                urgency=URGENCY[p.decision],
+                urgency=urgency,
                 reasons=reasons,
                 patient_advice=[Claim(text=advice, citations=backing(advice, referral)), Claim(text=warn, citations=backing(warn, counselling + referral))],
                 avoid_agents=avoid,

@@ -52,6 +52,10 @@ class RuleSpec(BaseModel):
     title: str
     text: str
     source: str
+    # A referral this rule triggers is same day, whatever its decision's usual
+    # timeframe: new confusion or delirium may be sepsis; cystitis in pregnancy
+    # needs treatment the pharmacist cannot give.
+    same_day: bool = False
 
 
 def _read_toml(package: str, name: str) -> dict:
