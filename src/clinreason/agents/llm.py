@@ -3,8 +3,9 @@
 Each agent (doctor, pharmacist) has its own model, base URL and key, so any
 OpenAI-compatible server works. A call that times out, errors, returns
 malformed output or steps outside the bounds (an agent the protocol does not
-allow for this patient, a referral less urgent than the protocol's) is answered by the rules backend instead, and the
-fallback is recorded for the report and the audit record.
+allow for this patient, a referral less urgent than the protocol's) is
+answered by the rules backend instead, and the fallback is recorded for the
+report and the audit record.
 """
 
 from __future__ import annotations
