@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from patients import make_patient
 
-from clinreason.agents.models import Claim, Proposal, Review
+from clinreason.agents.models import Claim, Proposal, ReferralNote, Review
 from clinreason.assessment import assess_deterministic, validate
 from clinreason.graph.safety import safety_gate
 
@@ -44,3 +44,19 @@ def test_no_agreement_escalates():
     review = Review(verdict="modify", concerns=[], suggested_agent="fosfomycin", summary=Claim(text="x", citations=[]))
     gate = safety_gate(patient, protocol, Proposal(action="treat", agent="nitrofurantoin", rationale=[]), review, 3, 3)
     assert gate.plan.action == "escalate" and gate.passed
+
+
+def _note(urgency):
+    return ReferralNote(urgency=urgency, reasons=[], patient_advice=[], avoid_agents=[])
+
+
+def test_a_referral_note_too_late_for_the_rechecked_protocol_is_raised():
+    # A stale or tampered note: fever needs the same day, new confusion too.
+    for changes in ({"red_flags": {"fever": True}}, {"age": 84, "symptoms": {"confusion": True}}):
+        patient, protocol = _case(**changes)
+        gate = safety_gate(patient, protocol, None, None, 0, 3, _note("within_24_48h"))
+        assert gate.referral.urgency == "emergency_or_same_day" and not gate.passed
+        assert "raised to 'emergency_or_same_day'" in gate.vetoes[0]
+    patient, protocol = _case(sex="male")  # 24 to 48 hours is right for a man with cystitis
+    gate = safety_gate(patient, protocol, None, None, 0, 3, _note("within_24_48h"))
+    assert gate.passed and gate.referral.urgency == "within_24_48h"

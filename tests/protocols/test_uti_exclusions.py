@@ -59,6 +59,13 @@ def test_unrelated_allergy_excludes_nothing():
     assert any("latex" in m for m in flagged) and not any("penicillin" in m for m in flagged)
 
 
+def test_leucovorin_is_not_read_as_folic_acid_and_is_flagged_for_a_check():
+    # Folinic acid is a different drug from folic acid and usually means methotrexate therapy.
+    a, _ = agents_for(history={"meds": ["leucovorin 5 mg weekly", "folic acid 1 mg daily"]})
+    flagged = [f.message for f in a.protocol.flags if f.code == "UNRECOGNIZED-ENTRY"]
+    assert any("leucovorin" in m for m in flagged) and not any("folic acid" in m for m in flagged)
+
+
 def test_recent_nitrofurantoin_excludes_it():
     a, ex = agents_for(history={"antibiotics_last_90d": True, "recent_antibiotics": ["Macrobid for a UTI in June"]})
     assert ex["nitrofurantoin"] == ["EX-RECENT-USE"]

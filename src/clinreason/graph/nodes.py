@@ -166,8 +166,11 @@ class Nodes:
         # proposal) or the referral step (no proposal, no rounds).
         rounds = rounds_of(s)
         review = rounds[-1].review if rounds else None
-        result = safety_gate(patient_of(s), protocol_of(s), proposal_of(s), review, len(rounds), self.settings.max_rounds)
-        return {"gate": result.model_dump()}
+        result = safety_gate(patient_of(s), protocol_of(s), proposal_of(s), review, len(rounds), self.settings.max_rounds, referral_of(s))
+        update: dict = {"gate": result.model_dump(exclude={"referral"})}
+        if result.referral is not None:
+            update["referral"] = result.referral.model_dump()
+        return update
 
     def report(self, s: GraphState) -> dict:
         gate = gate_of(s)

@@ -4,7 +4,8 @@ The agents can only choose among the agents the protocol allows for this
 patient, or escalate. The gate re-runs the protocol from the patient data
 (so a tampered or stale state cannot slip through), compares, and vetoes
 anything else; a vetoed choice is replaced by the protocol's own
-recommendation and the veto is recorded.
+recommendation and the veto is recorded. A referral note less urgent than
+the re-checked protocol requires is raised to that urgency, also recorded.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from clinreason.agents.models import Proposal, Review
+from clinreason.agents.models import URGENCY_RANK, Proposal, ReferralNote, Review
+from clinreason.agents.rules import referral_urgency
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
 from clinreason.protocols.profile import load_profile
@@ -33,13 +35,15 @@ class GateResult(BaseModel):
     passed: bool
     vetoes: list[str] = Field(default_factory=list)
     plan: Plan
+    referral: ReferralNote | None = None  # the referral note, its urgency raised if it was too late
 
 
 def treat_plan(protocol: ProtocolResult, agent: str, reason: str, by: Literal["agents", "protocol", "prescriber"]) -> Plan:
     return Plan(action="treat", agent=agent, regimen=load_profile(protocol.profile_id).regimen(agent), reason=reason, decided_by=by)
 
 
-def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal | None, review: Review | None, rounds: int, max_rounds: int) -> GateResult:
+def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal | None, review: Review | None, rounds: int, max_rounds: int,
+                referral: ReferralNote | None = None) -> GateResult:
     recheck = assess_uti(patient, load_profile(protocol.profile_id), load_formulary())
     if recheck != protocol:
         # The stored protocol result does not match the patient: trust only the re-check.
@@ -52,7 +56,11 @@ def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal |
             vetoes.append(f"treatment proposed although the protocol decision is {protocol.decision.value}")
         action = "no_antibiotics" if protocol.decision is Decision.no_antibiotics else "refer"
         plan = Plan(action=action, reason=f"protocol decision {protocol.decision.value}", decided_by="protocol")
-        return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan)
+        need = referral_urgency(protocol)
+        if referral is not None and URGENCY_RANK[referral.urgency] < URGENCY_RANK[need]:
+            vetoes.append(f"referral urgency {referral.urgency!r} raised to {need!r} for {protocol.decision.value}")
+            referral = referral.model_copy(update={"urgency": need})
+        return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan, referral=referral)
 
     allowed = protocol.allowed_agents
     agreed = review is not None and review.verdict == "approve"
