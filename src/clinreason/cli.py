@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -406,9 +406,9 @@ def serve(
 _SET_HELP = " | ".join(SETS)
 
 
-def _check_set(which: str) -> None:
-    if which not in SETS:
-        err.print(f"[red]error:[/] --set must be one of {', '.join(SETS)}")
+def _require_choice(option: str, value: str, choices: Collection[str]) -> None:
+    if value not in choices:
+        err.print(f"[red]error:[/] {option} must be one of {', '.join(choices)}")
         raise typer.Exit(EXIT_BAD_INPUT)
 
 
@@ -420,7 +420,7 @@ def kb_eval(
     """Recall@k of essential passages and of facts, MRR, hit@k and graded nDCG@k for each retrieval method."""
     from clinreason.knowledge.evaluation import evaluate_all
 
-    _check_set(which)
+    _require_choice("--set", which, SETS)
     index = _open_index()
     table = Table(title=f"Retrieval on labelled pharmacist questions ({which} set, k={k})")
     cols = ("method", f"recall@{k}", f"fact recall@{k}", f"capped recall@{k}", "MRR", f"hit@{k}", f"nDCG@{k}",
@@ -443,10 +443,8 @@ def kb_misses(
     lost_only: Annotated[bool, typer.Option("--lost-only", help="Only misses whose fact is not in the top k.")] = False,
 ) -> None:
     """Each essential passage missing from a question's top k: its rank, and whether its fact is there anyway."""
-    _check_set(which)
-    if method not in METHODS:
-        err.print(f"[red]error:[/] --method must be one of {', '.join(METHODS)}")
-        raise typer.Exit(EXIT_BAD_INPUT)
+    _require_choice("--set", which, SETS)
+    _require_choice("--method", method, METHODS)
     b = miss_breakdown(_open_index(), load_eval_queries(which), k, method)
     table = Table(title=f"Essential passages missing from the {method} top {k} ({which} set)")
     for col in ("question", "rank", "missing passage", f"its fact in top {k}", "question text"):

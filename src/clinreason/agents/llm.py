@@ -17,7 +17,6 @@ from pydantic import BaseModel
 
 from clinreason.agents.context import CaseContext
 from clinreason.agents.models import (
-    URGENCY_RANK,
     AgentOutcome,
     Fallback,
     Proposal,
@@ -25,7 +24,12 @@ from clinreason.agents.models import (
     Review,
     Round,
 )
-from clinreason.agents.rules import RulesDoctor, RulesPharmacist, referral_urgency
+from clinreason.agents.rules import (
+    RulesDoctor,
+    RulesPharmacist,
+    referral_urgency,
+    urgency_shortfall,
+)
 from clinreason.config import Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -127,10 +131,8 @@ def _review_bounds(ctx: CaseContext, r: Review) -> list[str]:
 
 def _referral_bounds(ctx: CaseContext, n: ReferralNote) -> list[str]:
     # A model may ask for a patient to be seen sooner than the protocol says, never later.
-    need = referral_urgency(ctx.protocol)
-    if URGENCY_RANK[n.urgency] < URGENCY_RANK[need]:
-        return [f"urgency {n.urgency!r} is below the protocol's {need!r} for {ctx.protocol.decision.value}"]
-    return []
+    need = urgency_shortfall(n.urgency, ctx.protocol)
+    return [f"urgency {n.urgency!r} is below the protocol's {need!r} for {ctx.protocol.decision.value}"] if need else []
 
 
 class LLMDoctor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from clinreason.agents.context import CaseContext
 from clinreason.agents.models import (
+    URGENCY_RANK,
     AgentOutcome,
     Claim,
     Concern,
@@ -54,6 +55,12 @@ def referral_urgency(p: ProtocolResult) -> Urgency:
     if base == "within_24_48h" and any(catalog[h.rule_id].same_day for h in p.rules_fired):
         return "emergency_or_same_day"
     return base
+
+
+def urgency_shortfall(urgency: Urgency, p: ProtocolResult) -> Urgency | None:
+    """The urgency the protocol requires when `urgency` is later than it, else None."""
+    need = referral_urgency(p)
+    return need if URGENCY_RANK[urgency] < URGENCY_RANK[need] else None
 
 
 def _criteria_claims(ctx: CaseContext) -> list[Claim]:

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from clinreason.agents.models import URGENCY_RANK, Proposal, ReferralNote, Review
-from clinreason.agents.rules import referral_urgency
+from clinreason.agents.models import Proposal, ReferralNote, Review
+from clinreason.agents.rules import urgency_shortfall
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
 from clinreason.protocols.profile import load_profile
@@ -56,8 +56,7 @@ def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal |
             vetoes.append(f"treatment proposed although the protocol decision is {protocol.decision.value}")
         action = "no_antibiotics" if protocol.decision is Decision.no_antibiotics else "refer"
         plan = Plan(action=action, reason=f"protocol decision {protocol.decision.value}", decided_by="protocol")
-        need = referral_urgency(protocol)
-        if referral is not None and URGENCY_RANK[referral.urgency] < URGENCY_RANK[need]:
+        if referral is not None and (need := urgency_shortfall(referral.urgency, protocol)):
             vetoes.append(f"referral urgency {referral.urgency!r} raised to {need!r} for {protocol.decision.value}")
             referral = referral.model_copy(update={"urgency": need})
         return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan, referral=referral)
