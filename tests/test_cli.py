@@ -71,3 +71,27 @@ def test_show_reads_a_stored_assessment_and_its_report(kb_index):
     assert report.returncode == 0 and report.stdout == stored["report_markdown"]
     missing = cli("show", "no-such-assessment")
     assert missing.returncode == 2 and "no assessment 'no-such-assessment'" in missing.stderr
+
+
+def test_signoff_with_blocking_checks_needs_acknowledge(tmp_path: Path, kb_index):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(make_patient(age=17, history={"meds": ["Zorbaxol 20 mg daily"], "allergies": ["nitrofurantoin"]})))
+    r = cli("assess", str(f), "--json", timeout=180)
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)
+    assert a["plan"]["agent"] == "tmp_smx" and a["plan"]["blocking_checks"][0]["entry"] == "Zorbaxol 20 mg daily"
+    refused = cli("signoff", a["id"], "--action", "approve", "--prescriber", "RPh-9", timeout=180)
+    assert refused.returncode == 2
+    assert "blocking check(s) not acknowledged" in refused.stderr and "--acknowledge 'Zorbaxol 20 mg daily'" in refused.stderr
+    signed = cli("signoff", a["id"], "--action", "approve", "--prescriber", "RPh-9", "--acknowledge", "Zorbaxol 20 mg daily", "--json", timeout=180)
+    assert signed.returncode == 0, signed.stderr
+    assert json.loads(signed.stdout)["signoff"]["acknowledged"] == ["Zorbaxol 20 mg daily"]
+
+
+def test_human_output_shows_blocking_checks_first_and_unverified_agents(tmp_path: Path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(make_patient(history={"allergies": ["Frobnicol (hives)"]})))
+    r = cli("assess", str(f), "--mode", "deterministic")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.index("Blocking checks") < r.stdout.index("Rules fired")
+    assert "allowed, unverified" in r.stdout and "history.allergies[0]" in r.stdout

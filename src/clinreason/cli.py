@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -79,6 +81,11 @@ def _render(a: Assessment) -> None:
     if a.recommendation:
         head += f"\n{a.recommendation.text}"
     out.print(Panel(head, title="Decision", subtitle=f"{p.protocol_id} {p.protocol_version} / profile {p.profile_id} {p.profile_version}"))
+    checks = a.plan.blocking_checks if a.plan is not None else p.blocking_checks
+    if checks:
+        lines = "\n".join(f"[bold]{c.field}[/] {escape(repr(c.entry))}: {escape(c.reason)}" for c in checks)
+        out.print(Panel(lines + "\n[dim]sign-off approval is refused until each is acknowledged (--acknowledge ENTRY)[/]",
+                        title="[bold red]Blocking checks[/]", border_style="red"))
 
     rules = Table(title="Rules fired", show_lines=False)
     rules.add_column("rule")
@@ -94,8 +101,10 @@ def _render(a: Assessment) -> None:
     agents.add_column("status")
     agents.add_column("exclusions")
     for ev in p.agents:
-        status = "[green]allowed[/]" if ev.allowed else "[red]excluded[/]"
-        reasons = "\n".join(f"{x.rule_id}: {x.reason} [dim]({x.evidence})[/]" for x in ev.exclusions)
+        status = "[green]allowed[/]" if ev.verified else "[yellow]allowed, unverified[/]" if ev.allowed else "[red]excluded[/]"
+        reasons = "\n".join(f"{x.rule_id}: {escape(x.reason)} [dim]({escape(x.evidence)})[/]" for x in ev.exclusions)
+        if ev.unverified_by:
+            reasons += ("\n" if reasons else "") + f"unverified: {', '.join(ev.unverified_by)} not recognised"
         agents.add_row(str(ev.rank), ev.agent, status, reasons or "-")
     out.print(agents)
 
@@ -107,7 +116,7 @@ def _render(a: Assessment) -> None:
             f"prescriber sign-off required: {'yes' if fu.signoff_required else 'no'}"
         )
     for f in p.flags:
-        out.print(f"[yellow]! {f.code}[/] {f.message}")
+        out.print(f"[yellow]! {f.code}[/] {escape(f.message)}")
 
 
 @app.command("assess")
@@ -131,7 +140,7 @@ def assess_cmd(
     except InvalidPatient as exc:
         err.print(f"[red]invalid patient[/] ({len(exc.errors)} error(s)):")
         for e in exc.errors:
-            err.print(f"  [bold]{e.field}[/]: {e.message}")
+            err.print(f"  [bold]{e.field}[/]: {escape(e.message)}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     _emit(result, as_json, out_dir)
 
@@ -295,6 +304,9 @@ def signoff_cmd(
     prescriber: Annotated[str, typer.Option("--prescriber", help="Prescriber id (licence number or staff id).")],
     comment: Annotated[str, typer.Option("--comment")] = "",
     agent: Annotated[str | None, typer.Option("--agent", help="With --action amend: the allowed agent to use instead.")] = None,
+    acknowledge: Annotated[list[str] | None, typer.Option(
+        "--acknowledge", help="A blocking check you have checked by hand: the unrecognised entry's text or field "
+                              "(repeat for each). Approval is refused until every one is acknowledged.")] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write the signed assessment.json and report.md here.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -303,20 +315,28 @@ def signoff_cmd(
         AssessmentNotFound,
         InvalidSignoff,
         NotAwaitingSignoff,
+        UnacknowledgedChecks,
         get_pipeline,
     )
 
     try:
-        result = get_pipeline().signoff(assessment_id, action, prescriber, comment, agent)
+        result = get_pipeline().signoff(assessment_id, action, prescriber, comment, agent, acknowledged=acknowledge)
     except AssessmentNotFound:
         err.print(f"[red]error:[/] no assessment {assessment_id!r}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except NotAwaitingSignoff as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except UnacknowledgedChecks as exc:
+        err.print(f"[red]error:[/] {len(exc.pending)} blocking check(s) not acknowledged; nothing was signed:")
+        for c in exc.pending:
+            err.print(f"  [bold]{c.field}[/] {escape(repr(c.entry))}: {escape(c.reason)}")
+        hint = " ".join(f"--acknowledge {shlex.quote(c.entry)}" for c in exc.pending)
+        err.print(escape(f"check each by hand, then: clinreason signoff {assessment_id} --action {action} --prescriber {shlex.quote(prescriber)} {hint}"))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except InvalidSignoff as exc:
         for field, message in exc.errors.items():
-            err.print(f"  [bold]{field}[/]: {message}")
+            err.print(f"  [bold]{field}[/]: {escape(message)}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     _emit(result, as_json, out_dir)
 

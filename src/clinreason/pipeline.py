@@ -19,7 +19,7 @@ from clinreason.agents import make_agents
 from clinreason.assessment import Assessment, validate
 from clinreason.config import Settings, get_settings
 from clinreason.graph.build import build_graph, recursion_limit
-from clinreason.graph.nodes import InvalidSignoff, validate_signoff
+from clinreason.graph.nodes import InvalidSignoff, UnacknowledgedChecks, validate_signoff
 from clinreason.graph.persistence import make_checkpointer
 from clinreason.graph.tracing import init_tracing
 from clinreason.protocols.patient import Patient
@@ -97,13 +97,16 @@ class Pipeline:
         return self._drive(state, aid, progress)
 
     def signoff(self, assessment_id: str, action: str, prescriber_id: str, comment: str = "", agent: str | None = None,
-                *, progress: Progress | None = None) -> Assessment:
+                *, acknowledged: list[str] | None = None, progress: Progress | None = None) -> Assessment:
+        """Apply a prescriber's decision. Approving (or amending to) a plan with blocking checks
+        raises UnacknowledgedChecks unless `acknowledged` names each unrecognised entry (text or field)."""
         snapshot = self.graph.get_state(self._config(assessment_id))
         if not snapshot.values:
             raise AssessmentNotFound(assessment_id)
         if snapshot.values.get("status") != "awaiting_signoff" or "signoff" not in snapshot.next:
             raise NotAwaitingSignoff(f"assessment {assessment_id} is {snapshot.values.get('status')!r}, not awaiting sign-off")
-        payload = {"action": action, "prescriber_id": prescriber_id, "comment": comment, "agent": agent, "signed_at": _now()}
+        payload = {"action": action, "prescriber_id": prescriber_id, "comment": comment, "agent": agent, "signed_at": _now(),
+                   "acknowledged": list(acknowledged or [])}
         validate_signoff(payload, snapshot.values)  # refuse before touching the graph
         return self._drive(Command(resume=payload), assessment_id, progress)
 
@@ -127,4 +130,4 @@ def get_pipeline(settings: Settings | None = None) -> Pipeline:
         return _pipelines[key]
 
 
-__all__ = ["AssessmentNotFound", "InvalidSignoff", "NotAwaitingSignoff", "Pipeline", "get_pipeline"]
+__all__ = ["AssessmentNotFound", "InvalidSignoff", "NotAwaitingSignoff", "Pipeline", "UnacknowledgedChecks", "get_pipeline"]

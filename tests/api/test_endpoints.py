@@ -159,3 +159,29 @@ def test_unknown_locale_is_a_field_error(api):
     r = api.post_patient(patient)
     assert r.status_code == 422 and r.json()["errors"] == [
         {"field": "locale_code", "message": "no protocol profile for 'US-TX' (available: CA-ON)"}]
+
+
+def test_signoff_of_a_plan_with_blocking_checks_is_409_until_acknowledged(api):
+    patient = make_patient(age=17, history={"meds": ["Zorbaxol 20 mg daily"], "allergies": ["nitrofurantoin"]})
+    created = api.post_patient(patient).json()
+    assert created["plan"]["agent"] == "tmp_smx"
+    assert [c["field"] for c in created["plan"]["blocking_checks"]] == ["history.meds[0]"]
+    url = f"/v1/assessments/{created['id']}/signoff"
+    r = api.client.post(url, json={"action": "approve"}, headers=api.headers("prescriber"))
+    assert r.status_code == 409 and r.headers["content-type"] == PROBLEM
+    assert r.json()["type"] == "urn:clinreason:problem:blocking-checks-pending"
+    assert r.json()["errors"][0]["field"] == "acknowledged" and "Zorbaxol" in r.json()["errors"][0]["message"]
+    r = api.client.post(url, json={"action": "approve", "acknowledged": ["latex"]}, headers=api.headers("prescriber"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "acknowledged"
+    r = api.client.post(url, json={"action": "approve", "acknowledged": ["Zorbaxol 20 mg daily"]}, headers=api.headers("prescriber"))
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "final" and r.json()["signoff"]["acknowledged"] == ["Zorbaxol 20 mg daily"]
+    log = [row["status"] for row in api.store.access_log(created["id"]) if row["action"] == "signoff"]
+    assert sorted(log) == [200, 409, 422]  # every attempt is on the record
+
+
+def test_a_mixed_script_name_is_a_422_naming_the_entry(api):
+    r = api.post_patient(make_patient(history={"meds": ["warfar\u0456n 5 mg"]}))
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error["field"] == "history.meds[0]" and "mixes letters of different scripts" in error["message"]

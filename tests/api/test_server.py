@@ -95,16 +95,18 @@ def test_graceful_shutdown_finishes_requests_in_flight(kb_index):
 
         def call() -> None:
             result["r"] = httpx.post(f"{server.url}/v1/assessments", json=load_sample("fever-on-lisinopril"),
-                                     headers={"Authorization": f"Bearer {key}"}, timeout=30)
+                                     headers={"Authorization": f"Bearer {key}"}, timeout=120)
 
         t = threading.Thread(target=call)
         t.start()
-        deadline = time.monotonic() + 10
+        # A fresh server may load the embedding model for a referral search it has not seen
+        # (about 10 s on a loaded machine), so allow for that before the LLM call arrives.
+        deadline = time.monotonic() + 90
         while not llm.chat_requests and time.monotonic() < deadline:  # the request is now inside the pipeline
             time.sleep(0.05)
         assert llm.chat_requests
         server.proc.send_signal(signal.SIGTERM)
-        t.join(timeout=30)
+        t.join(timeout=90)
         assert server.clean_exit()
         r = result["r"]
         assert r.status_code == 201 and r.json()["decision"] == "refer_urgent"

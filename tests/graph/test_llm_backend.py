@@ -41,7 +41,7 @@ def test_two_models_each_get_their_own_requests_with_the_passages(llm_pipeline, 
     for req in (doctor[0], pharmacist[0]):
         prompt = json.dumps(req.messages)
         assert f"[{NITRO_DOSE}]" in prompt and "100 mg" in prompt  # retrieved passage ids and text
-        assert "ALLOWED" in prompt
+        assert "SELECTABLE" in prompt
     review_prompt = pharmacist[0].messages[-1]["content"]
     assert 'PROPOSAL: {"action":"treat","agent":"nitrofurantoin"' in review_prompt  # the proposal under review
 

@@ -74,3 +74,62 @@ def test_bad_signoffs(offline_pipeline):
     offline_pipeline.signoff(a.id, "approve", "MD-1")
     with pytest.raises(NotAwaitingSignoff):
         offline_pipeline.signoff(a.id, "approve", "MD-1")
+
+
+# --- blocking checks: an unverified agent is approved only once each unrecognised entry is acknowledged ---
+UNKNOWN_MED = "Zorbaxol 20 mg daily"
+
+
+def _only_unverified_left():
+    from patients import make_patient
+
+    # 17: fosfomycin is excluded (EX-AGE); nitrofurantoin allergy; an unknown drug leaves TMP-SMX and trimethoprim unverified
+    return make_patient(age=17, history={"meds": ["metformin", UNKNOWN_MED], "allergies": ["nitrofurantoin"]})
+
+
+def test_approval_of_an_unverified_plan_waits_for_each_acknowledgement(offline_pipeline):
+    from clinreason.pipeline import UnacknowledgedChecks
+
+    a = offline_pipeline.run(_only_unverified_left())
+    assert a.plan.agent == "tmp_smx" and [c.field for c in a.plan.blocking_checks] == ["history.meds[1]"]
+    assert a.report_markdown.index("## Blocking checks") < a.report_markdown.index("## Patient summary")
+    assert UNKNOWN_MED in a.report_markdown.split("## Patient summary")[0]
+
+    with pytest.raises(UnacknowledgedChecks) as info:
+        offline_pipeline.signoff(a.id, "approve", "RPh-1")
+    assert [c.entry for c in info.value.pending] == [UNKNOWN_MED]
+    with pytest.raises(InvalidSignoff) as bad:  # acknowledging something that is not a check is an error, not a pass
+        offline_pipeline.signoff(a.id, "approve", "RPh-1", acknowledged=["metformin"])
+    assert "not a blocking check" in bad.value.errors["acknowledged"]
+    assert offline_pipeline.get(a.id).status == "awaiting_signoff"  # nothing was signed
+
+    signed = offline_pipeline.signoff(a.id, "approve", "RPh-1", "called the patient: Zorbaxol is a vitamin", acknowledged=["zorbaxol 20 MG daily"])
+    assert signed.status == "final" and signed.plan.agent == "tmp_smx"
+    assert signed.signoff.acknowledged == [UNKNOWN_MED]
+    assert "Blocking checks acknowledged" in signed.report_markdown and "Sign-off approval is refused" not in signed.report_markdown
+
+
+def test_a_check_can_be_acknowledged_by_its_field_and_reject_needs_none(offline_pipeline):
+    a = offline_pipeline.run(_only_unverified_left())
+    assert offline_pipeline.signoff(a.id, "approve", "RPh-2", acknowledged=["history.meds[1]"]).status == "final"
+    b = offline_pipeline.run(_only_unverified_left())
+    assert offline_pipeline.signoff(b.id, "reject", "RPh-2").plan.action == "rejected"
+
+
+def test_amending_to_an_unverified_agent_needs_its_checks(offline_pipeline):
+    from clinreason.pipeline import UnacknowledgedChecks
+
+    a = offline_pipeline.run(_only_unverified_left())
+    with pytest.raises(UnacknowledgedChecks):
+        offline_pipeline.signoff(a.id, "amend", "MD-3", agent="trimethoprim")
+    signed = offline_pipeline.signoff(a.id, "amend", "MD-3", agent="trimethoprim", acknowledged=[UNKNOWN_MED])
+    assert signed.plan.agent == "trimethoprim" and signed.plan.blocking_checks[0].entry == UNKNOWN_MED
+
+
+def test_a_verified_plan_needs_no_acknowledgement_even_with_unknown_entries(offline_pipeline):
+    from patients import make_patient
+
+    a = offline_pipeline.run(make_patient(history={"meds": [UNKNOWN_MED], "allergies": ["nitrofurantoin"]}))
+    assert a.plan.agent == "fosfomycin" and a.plan.blocking_checks == []  # passed over the unverified agents
+    assert "## Blocking checks" not in a.report_markdown
+    assert offline_pipeline.signoff(a.id, "approve", "RPh-3").status == "final"

@@ -41,13 +41,23 @@ def test_annotation_is_ignored(formulary):
 
 
 def test_unknown_text_is_unrecognized(formulary):
-    m = formulary.match("vitamin D 1000 IU")
-    assert not m.recognized
+    m = formulary.match("Zorbaxol 1000 IU")
+    assert not m.recognized and m.unknown_words == ["zorbaxol"]
+    # an entry of only dose and reaction words names nothing: not recognised either
+    assert not formulary.match("1 tab twice daily (rash)").recognized
+    assert formulary.match("vitamin D 1000 IU").recognized
 
 
 def test_ambiguous_misspelling_is_not_guessed(formulary):
-    # one edit from nothing in particular: no match rather than a wrong one
-    assert formulary.match("lisinoprilxx").drugs == []
+    # "losinopril" is one edit from lisinopril and from fosinopril: no guess, so not recognised (and not trusted)
+    m = formulary.match("losinopril 10 mg")
+    assert m.drugs == [] and m.unknown_words == ["losinopril"] and not m.recognized
+
+
+def test_antibiotic_classes_are_marked_and_sulfa_is_an_allergy_class(formulary):
+    assert formulary.match("Bactrim DS").antibacterial and formulary.match("doxycycline 100 mg").antibacterial
+    assert not formulary.match("lisinopril").antibacterial
+    assert formulary.classes["sulfonamide_antibiotic"].allergy_class
 
 
 def test_every_agent_drug_and_rule_reference_resolves(formulary):

@@ -53,10 +53,18 @@ def test_fosfomycin_allergy_by_brand():
 
 
 def test_unrelated_allergy_excludes_nothing():
+    # penicillin is a recognised class and latex a recognised non-drug allergen: nothing to check by hand.
     a, ex = agents_for(history={"allergies": ["penicillin (hives)", "latex"]})
     assert all(v == [] for v in ex.values())
+    assert not [f for f in a.protocol.flags if f.code == "UNRECOGNIZED-ENTRY"]
+    assert a.protocol.unverified_entries == [] and a.recommendation.agent == "nitrofurantoin"
+
+
+def test_unrecognised_allergy_is_flagged_and_blocks():
+    a, ex = agents_for(history={"allergies": ["penicillin (hives)", "Frobnicol (rash)"]})
     flagged = [f.message for f in a.protocol.flags if f.code == "UNRECOGNIZED-ENTRY"]
-    assert any("latex" in m for m in flagged) and not any("penicillin" in m for m in flagged)
+    assert any("Frobnicol" in m for m in flagged) and not any("penicillin" in m for m in flagged)
+    assert [c.field for c in a.protocol.blocking_checks] == ["history.allergies[1]"]
 
 
 def test_leucovorin_is_not_read_as_folic_acid_and_is_flagged_for_a_check():
@@ -77,9 +85,11 @@ def test_recent_tmp_smx_also_excludes_trimethoprim():
     assert ex["tmp_smx"] == ["EX-RECENT-USE"] and ex["trimethoprim"] == ["EX-RECENT-USE"]
 
 
-def test_recent_trimethoprim_alone_does_not_exclude_tmp_smx():
-    _, ex = agents_for(history={"antibiotics_last_90d": True, "recent_antibiotics": ["trimethoprim"]})
-    assert ex["trimethoprim"] == ["EX-RECENT-USE"] and ex["tmp_smx"] == []
+def test_recent_trimethoprim_alone_also_excludes_tmp_smx():
+    # Amended 2026-12: the shared trimethoprim component means exposure to either excludes both.
+    a, ex = agents_for(history={"antibiotics_last_90d": True, "recent_antibiotics": ["trimethoprim"]})
+    assert ex["trimethoprim"] == ["EX-RECENT-USE"] and ex["tmp_smx"] == ["EX-RECENT-USE"]
+    assert a.recommendation.agent == "nitrofurantoin"
 
 
 def test_bare_recent_antibiotic_flag_excludes_nothing_but_is_flagged():

@@ -32,7 +32,7 @@ class Proposal(BaseModel):
 
 class Concern(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: Literal["allergy", "interaction", "renal", "age", "pregnancy", "recent_use", "g6pd", "other"]
+    category: Literal["allergy", "interaction", "renal", "age", "pregnancy", "recent_use", "g6pd", "unverified", "other"]
     agent: str = Field(description="The agent id the concern is about.")
     rule_id: str | None = Field(description="Protocol rule id behind the concern, e.g. EX-HYPERKALEMIA, if any.")
     claim: Claim

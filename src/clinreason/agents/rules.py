@@ -75,6 +75,22 @@ def _exclusion_claim(ctx: CaseContext, agent: str, ex: Exclusion) -> Claim:
     return Claim(text=f"{ctx.agent_name(agent)} is not suitable: {ex.reason} Evidence: {ex.evidence}.", citations=ctx.exclusion_citations(agent, ex))
 
 
+def unverified_claim(ctx: CaseContext, agent: str) -> Claim:
+    """Why an allowed agent cannot be verified: the unrecognised entries that could exclude it."""
+    entries = "; ".join(f"{e.entry!r} ({e.field})" for e in ctx.protocol.checks_for(agent))
+    name = ctx.agent_name(agent)
+    if agent in ctx.protocol.selectable_agents:
+        text = (f"{name} cannot be verified: {entries} not recognised by the formulary, and no verified agent remains, "
+                "so it is recommended with a blocking check the prescriber must acknowledge at sign-off.")
+    else:
+        text = f"{name} cannot be verified: {entries} not recognised by the formulary, while a verified agent remains."
+    return Claim(text=text, citations=ctx.rule_citation("TX-UNVERIFIED"))
+
+
+def _unverified_concern(ctx: CaseContext, agent: str) -> Concern:
+    return Concern(category="unverified", agent=agent, rule_id="TX-UNVERIFIED", claim=unverified_claim(ctx, agent))
+
+
 def _rejected_agents(history: list[Round]) -> set[str]:
     out: set[str] = set()
     for r in history:
@@ -112,10 +128,13 @@ class RulesDoctor:
     def _why(self, ctx: CaseContext, ev: AgentEvaluation, suggested: str | None) -> list[Claim]:
         reg = ctx.profile.regimen(ev.agent)
         lead = "Revised to the pharmacist's suggestion" if ev.agent == suggested else f"Proposed as preference {ev.rank} in the {ctx.profile.id} order"
-        return [Claim(
+        claims = [Claim(
             text=f"{lead}: {ctx.agent_name(ev.agent)}, {reg.text}.",
             citations=ctx.rule_citation("TX-FIRST-SAFE-AGENT") + ctx.monograph_section(ev.agent, "dose-and-regimen"),
         )]
+        if ev.allowed and not ev.verified:
+            claims.append(unverified_claim(ctx, ev.agent))
+        return claims
 
     def referral_note(self, ctx: CaseContext) -> tuple[ReferralNote, AgentOutcome]:
         p = ctx.protocol
@@ -159,10 +178,10 @@ class RulesPharmacist:
 
     def review(self, ctx: CaseContext, proposal: Proposal, history: list[Round]) -> tuple[Review, AgentOutcome]:
         outcome = AgentOutcome(backend=self.name)
-        allowed = ctx.protocol.allowed_agents
+        selectable = ctx.protocol.selectable_agents
         if proposal.action == "escalate":
-            if allowed:
-                alt = allowed[0]
+            if selectable:
+                alt = selectable[0]
                 return Review(
                     verdict="modify", concerns=[], suggested_agent=alt,
                     summary=Claim(text=f"{ctx.agent_name(alt)} has no exclusion for this patient in the formulary check; escalation is not needed.",
@@ -178,12 +197,17 @@ class RulesPharmacist:
                               claim=Claim(text=f"{agent!r} is not one of the protocol's agents for uncomplicated cystitis.",
                                           citations=ctx.rule_citation("TX-FIRST-SAFE-AGENT")))
             return self._redirect(ctx, [concern], history, agent), outcome
+        if ev.allowed and agent not in selectable:  # unverified while a verified agent remains
+            return self._redirect(ctx, [_unverified_concern(ctx, agent)], history, agent), outcome
         if ev.allowed:
             checked = ctx.monograph_section(agent, "renal-function") + ctx.monograph_section(agent, "allergy-and-recent-use")
+            pending = ctx.protocol.checks_for(agent)
+            caveat = (f" {len(pending)} entr{'y is' if len(pending) == 1 else 'ies are'} not recognised, so approval at sign-off "
+                      "waits for the prescriber to check each by hand.") if pending else ""
             return Review(
-                verdict="approve", concerns=[], suggested_agent=None,
+                verdict="approve", concerns=[_unverified_concern(ctx, agent)] if pending else [], suggested_agent=None,
                 summary=Claim(
-                    text=f"{ctx.agent_name(agent)} checked against the medication list, allergies, kidney function, age, recent antibiotics and G6PD status: no exclusion applies.",
+                    text=f"{ctx.agent_name(agent)} checked against the medication list, allergies, kidney function, age, recent antibiotics and G6PD status: no exclusion applies.{caveat}",
                     citations=checked,
                 ),
             ), outcome
@@ -201,7 +225,8 @@ class RulesPharmacist:
             if ev.agent not in ruled_out and not ev.allowed:
                 x = ev.exclusions[0]
                 concerns.append(Concern(category=CATEGORY.get(x.rule_id, "interaction"), agent=ev.agent, rule_id=x.rule_id, claim=_exclusion_claim(ctx, ev.agent, x)))
-        options = [a for a in ctx.protocol.allowed_agents if a not in ruled_out]
+        options = ([a for a in ctx.protocol.selectable_agents if a not in ruled_out]
+                   or [a for a in ctx.protocol.allowed_agents if a not in ruled_out])
         if options:
             alt = options[0]
             return Review(

@@ -34,6 +34,7 @@ from clinreason.pipeline import (
     InvalidSignoff,
     NotAwaitingSignoff,
     Pipeline,
+    UnacknowledgedChecks,
 )
 from clinreason.protocols.patient import Patient
 from clinreason.samples import load_sample
@@ -60,6 +61,10 @@ class SignoffRequest(BaseModel):
     action: Literal["approve", "amend", "reject"]
     comment: str = Field(default="", max_length=2000)
     agent: str | None = Field(default=None, description="With amend: an agent the protocol allows for this patient.")
+    acknowledged: list[str] = Field(
+        default_factory=list, max_length=200,
+        description="Blocking checks the prescriber has checked by hand: each unrecognised entry's text (or its field, "
+                    "e.g. history.meds[2]). Approval is refused with 409 until every blocking check of the plan is listed.")
 
 
 class AssessmentSummary(BaseModel):
@@ -144,6 +149,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                 state["pipeline"] = pipeline or Pipeline(settings)
                 state["limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit, settings.rate_window)
                 state["index"] = get_index(settings)  # build or open now, not on the first assessment
+                from clinreason.knowledge.formulary import load_formulary
+
+                load_formulary().recognizer.warm()  # the spelling index, before any misspelt entry arrives
         return state
 
     @asynccontextmanager
@@ -284,13 +292,19 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     async def signoff(assessment_id: str, body: SignoffRequest, key: Annotated[ApiKey, Depends(role("signoff"))]) -> Assessment:
         try:
             # The prescriber is the authenticated key, never a name in the body.
-            a = await in_worker_thread(lambda: pipe().signoff(assessment_id, body.action, f"{key.name} ({key.key_id})", body.comment, body.agent))
+            a = await in_worker_thread(lambda: pipe().signoff(assessment_id, body.action, f"{key.name} ({key.key_id})", body.comment, body.agent,
+                                                              acknowledged=body.acknowledged))
         except AssessmentNotFound:
             pipe().store.log_access(key, "signoff", assessment_id, 404)
             raise ApiError(404, "Not found", f"no assessment {assessment_id!r}", "not-found") from None
         except NotAwaitingSignoff as exc:
             pipe().store.log_access(key, "signoff", assessment_id, 409)
             raise ApiError(409, "Not awaiting sign-off", str(exc), "not-awaiting-signoff") from None
+        except UnacknowledgedChecks as exc:
+            pipe().store.log_access(key, "signoff", assessment_id, 409)
+            raise ApiError(409, "Blocking checks not acknowledged", str(exc), "blocking-checks-pending",
+                           errors=[{"field": "acknowledged", "message": f"acknowledge {c.entry!r} ({c.field}): {c.reason}"}
+                                   for c in exc.pending]) from None
         except InvalidSignoff as exc:
             pipe().store.log_access(key, "signoff", assessment_id, 422)
             raise ApiError(422, "Invalid sign-off", str(exc), "invalid-signoff",

@@ -34,5 +34,5 @@ PROBLEM_SCHEMA = {
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     titles = {400: "Malformed request", 401: "Missing or invalid API key", 403: "Role not permitted", 404: "Not found",
-              409: "Conflict", 413: "Request body too large", 422: "Invalid input", 429: "Rate limit exceeded"}
+              409: "Conflict: not awaiting sign-off, or blocking checks not acknowledged", 413: "Request body too large", 422: "Invalid input", 429: "Rate limit exceeded"}
     return {c: {"description": titles[c], "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for c in codes}

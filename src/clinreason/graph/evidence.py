@@ -58,6 +58,8 @@ def gather_evidence(protocol: ProtocolResult, settings: Settings) -> list[Eviden
 
     for hit in protocol.rules_fired:
         add(rule_chunk_id(hit.rule_id, protocol.profile_id), f"rule {hit.rule_id}")
+    if protocol.unverified_entries:  # agents and the report cite the fail-safe rule for them
+        add(rule_chunk_id("TX-UNVERIFIED", protocol.profile_id), "rule TX-UNVERIFIED")
     for ev in protocol.agents:
         add(f"{monograph_doc_id(ev.agent)}#dose-and-regimen", f"monograph {ev.agent}")
         for ex in ev.exclusions:

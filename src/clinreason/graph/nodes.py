@@ -23,6 +23,7 @@ from clinreason.agents.models import (
 from clinreason.assessment import assess_deterministic, input_hash
 from clinreason.config import Settings
 from clinreason.graph.citations import CitationStats, check_claim
+from clinreason.hygiene import clean_text, mixed_script_message
 from clinreason.graph.evidence import gather_evidence
 from clinreason.graph.report import Signoff, render_report
 from clinreason.graph.safety import GateResult, Plan, safety_gate, treat_plan
@@ -43,7 +44,7 @@ from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
 from clinreason.protocols.patient import parse_patient
-from clinreason.protocols.result import Decision
+from clinreason.protocols.result import Decision, UnverifiedEntry
 
 
 class InvalidSignoff(ValueError):
@@ -54,36 +55,78 @@ class InvalidSignoff(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+class UnacknowledgedChecks(RuntimeError):
+    """Approval (or an amendment) refused until the prescriber acknowledges each blocking check."""
+
+    def __init__(self, pending: list[UnverifiedEntry]):
+        self.pending = pending
+        super().__init__("approval needs the prescriber to acknowledge each unrecognised entry first: "
+                         + "; ".join(f"{e.entry!r} ({e.field}): {e.reason}" for e in pending))
+
+
 def needs_signoff(plan: Plan) -> bool:
     return plan.action in ("treat", "escalate")
 
 
+def _ack_key(text: str) -> str:
+    return " ".join(clean_text(text).casefold().split())
+
+
+def _clean_field(payload: dict[str, Any], name: str, errors: dict[str, str]) -> str:
+    text = clean_text(str(payload.get(name) or ""))
+    if (message := mixed_script_message(text)) is not None:
+        errors[name] = message
+    return text
+
+
 def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
-    """Pure check of a sign-off against the case; an amendment must stay within the protocol."""
+    """Pure check of a sign-off against the case; an amendment must stay within the protocol,
+    and approving a plan with blocking checks needs each acknowledged (by entry text or field)."""
     errors: dict[str, str] = {}
     action = payload.get("action")
     if action not in ("approve", "amend", "reject"):
         errors["action"] = "must be approve, amend or reject"
-    prescriber = str(payload.get("prescriber_id") or "").strip()
+    prescriber = _clean_field(payload, "prescriber_id", errors)
     if not prescriber or len(prescriber) > 100:
         errors["prescriber_id"] = "required, 1-100 characters"
-    comment = str(payload.get("comment") or "")
+    comment = _clean_field(payload, "comment", errors)
     if len(comment) > 2000:
         errors["comment"] = "at most 2000 characters"
+    raw_acks = payload.get("acknowledged") or []
+    if not isinstance(raw_acks, list) or not all(isinstance(a, str) for a in raw_acks):
+        errors["acknowledged"] = "a list of the unrecognised entries (their text or field) the prescriber has checked"
+        raw_acks = []
+    acknowledged = [clean_text(a) for a in raw_acks]
     agent = payload.get("agent")
-    allowed = protocol_of(state).allowed_agents
+    protocol = protocol_of(state)
+    allowed = protocol.allowed_agents
     if action == "amend":
         if not agent:
             errors["agent"] = "amend needs the agent to use instead"
         elif agent not in allowed:
-            ev = protocol_of(state).find_agent(agent)
+            ev = protocol.find_agent(agent)
             why = f"; excluded: {'; '.join(x.rule_id for x in ev.exclusions)}" if ev else ""
             errors["agent"] = f"{agent!r} is not allowed for this patient (allowed: {', '.join(allowed) or 'none'}){why}"
     elif agent is not None:
         errors["agent"] = "only an amendment names an agent"
+    checks: list[UnverifiedEntry] = []
+    if action == "approve":
+        checks = gate_of(state).plan.blocking_checks
+    elif action == "amend" and agent in allowed:
+        checks = protocol.checks_for(agent)
+    known = {_ack_key(c.entry) for c in checks} | {_ack_key(c.field) for c in checks}
+    stray = [a for a in acknowledged if _ack_key(a) not in known]
+    if stray and action != "reject":
+        listed = ", ".join(repr(c.entry) for c in checks) or "none"
+        errors["acknowledged"] = f"not a blocking check of this plan: {', '.join(map(repr, stray))} (blocking checks: {listed})"
     if errors:
         raise InvalidSignoff(errors)
-    return Signoff(action=action, prescriber_id=prescriber, comment=comment, agent=agent, signed_at=str(payload.get("signed_at") or ""))
+    acked = {_ack_key(a) for a in acknowledged}
+    pending = [c for c in checks if _ack_key(c.entry) not in acked and _ack_key(c.field) not in acked]
+    if pending:
+        raise UnacknowledgedChecks(pending)
+    return Signoff(action=action, prescriber_id=prescriber, comment=comment, agent=agent, signed_at=str(payload.get("signed_at") or ""),
+                   acknowledged=[c.entry for c in checks])
 
 
 def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
@@ -189,7 +232,8 @@ class Nodes:
         # its start when the graph resumes.
         gate = gate_of(s)
         payload = interrupt({"assessment_id": s["assessment_id"], "plan": gate.plan.model_dump(mode="json"),
-                             "allowed_agents": protocol_of(s).allowed_agents})
+                             "allowed_agents": protocol_of(s).allowed_agents,
+                             "blocking_checks": [c.model_dump() for c in gate.plan.blocking_checks]})
         signoff = validate_signoff(payload, s)
         plan = gate.plan
         if signoff.action == "amend" and signoff.agent:

@@ -46,6 +46,7 @@ class Signoff(BaseModel):
     comment: str
     agent: str | None = None
     signed_at: str
+    acknowledged: list[str] = []  # the blocking checks (unrecognised entries) the prescriber acknowledged
 
 
 def clean(text: str) -> str:
@@ -100,6 +101,23 @@ def _patient_summary(p: Patient) -> list[str]:
     ]
 
 
+def _blocking_checks(gate: GateResult, signoff: Signoff | None, refs: _Refs, profile_id: str) -> list[str]:
+    """First in the report: unrecognised entries the plan depends on (what is not recognised is not trusted)."""
+    checks = gate.plan.blocking_checks
+    if not checks:
+        return []
+    agent = gate.plan.agent or ""
+    L = ["## Blocking checks", f"The plan uses **{agent}**, which the formulary could not verify for this patient. "
+         f"Check each entry by hand before approving {refs.mark([rule_chunk_id('TX-UNVERIFIED', profile_id)])}".rstrip() + "."]
+    L += [f"- `{c.field}` {clean(repr(c.entry))}: {clean(c.reason)}." for c in checks]
+    if signoff is not None and signoff.acknowledged:
+        L.append(f"- Acknowledged by prescriber {clean(signoff.prescriber_id)}: {', '.join(clean(repr(a)) for a in signoff.acknowledged)}.")
+    else:
+        L.append("- Sign-off approval is refused until the prescriber acknowledges each entry "
+                 "(`clinreason signoff ID --action approve --acknowledge ENTRY`, or `acknowledged` in the API body).")
+    return [*L, ""]
+
+
 def render_report(
     *,
     assessment_id: str,
@@ -115,6 +133,7 @@ def render_report(
 ) -> tuple[str, list[Citation]]:
     refs = _Refs(passages)
     L: list[str] = [f"# Cystitis assessment ({protocol.profile_id})", "", f"Assessment `{assessment_id}` | status **{status}**", ""]
+    L += _blocking_checks(gate, signoff, refs, protocol.profile_id)
     L += ["## Patient summary", *_patient_summary(patient), ""]
 
     L += ["## Decision", f"**{protocol.decision.value}**", ""]
@@ -183,6 +202,8 @@ def render_report(
     if signoff is not None:
         agent = f" (agent: {signoff.agent})" if signoff.agent else ""
         L += [f"- Action: **{signoff.action}**{agent}", f"- Prescriber: {clean(signoff.prescriber_id)}", f"- Signed: {signoff.signed_at}", f"- Comment: {clean(signoff.comment) or '-'}"]
+        if signoff.acknowledged:
+            L.append(f"- Blocking checks acknowledged: {', '.join(clean(repr(a)) for a in signoff.acknowledged)}")
     elif status == "awaiting_signoff":
         L += ["- Awaiting sign-off: approve, amend or reject. The plan is not final until a prescriber signs.", "- Prescriber: ____________________   Date: __________"]
     else:

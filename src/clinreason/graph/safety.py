@@ -1,7 +1,9 @@
 """Safety gate: a deterministic re-check of the final plan.
 
-The agents can only choose among the agents the protocol allows for this
-patient, or escalate. The gate re-runs the protocol from the patient data
+The agents can only choose among the agents the protocol lets a plan use for
+this patient (`selectable_agents`: the verified allowed agents while any
+remain, else the unverified allowed ones, which carry blocking checks), or
+escalate. The gate re-runs the protocol from the patient data
 (so a tampered or stale state cannot slip through), compares, and vetoes
 anything else; a vetoed choice is replaced by the protocol's own
 recommendation and the veto is recorded. A referral note less urgent than
@@ -19,7 +21,7 @@ from clinreason.agents.rules import urgency_shortfall
 from clinreason.knowledge.formulary import load_formulary
 from clinreason.protocols.patient import Patient
 from clinreason.protocols.profile import load_profile
-from clinreason.protocols.result import Decision, ProtocolResult, Regimen
+from clinreason.protocols.result import Decision, ProtocolResult, Regimen, UnverifiedEntry
 from clinreason.protocols.uti import assess_uti
 
 
@@ -29,6 +31,8 @@ class Plan(BaseModel):
     regimen: Regimen | None = None
     reason: str
     decided_by: Literal["agents", "protocol", "prescriber"]
+    blocking_checks: list[UnverifiedEntry] = Field(
+        default_factory=list, description="Unrecognised entries the prescriber must acknowledge before approving this plan.")
 
 
 class GateResult(BaseModel):
@@ -39,7 +43,8 @@ class GateResult(BaseModel):
 
 
 def treat_plan(protocol: ProtocolResult, agent: str, reason: str, by: Literal["agents", "protocol", "prescriber"]) -> Plan:
-    return Plan(action="treat", agent=agent, regimen=load_profile(protocol.profile_id).regimen(agent), reason=reason, decided_by=by)
+    return Plan(action="treat", agent=agent, regimen=load_profile(protocol.profile_id).regimen(agent), reason=reason, decided_by=by,
+                blocking_checks=protocol.checks_for(agent))
 
 
 def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal | None, review: Review | None, rounds: int, max_rounds: int,
@@ -61,19 +66,23 @@ def safety_gate(patient: Patient, protocol: ProtocolResult, proposal: Proposal |
             referral = referral.model_copy(update={"urgency": need})
         return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan, referral=referral)
 
-    allowed = protocol.allowed_agents
+    selectable = protocol.selectable_agents
     agreed = review is not None and review.verdict == "approve"
     if proposal is None or not agreed:
         plan = Plan(action="escalate", reason=f"doctor and pharmacist did not agree within {max_rounds} round(s)", decided_by="agents")
     elif proposal.action == "escalate":
         plan = Plan(action="escalate", reason="the agents escalated to a human prescriber", decided_by="agents")
-    elif proposal.agent in allowed:
+    elif proposal.agent in selectable:
         plan = treat_plan(protocol, proposal.agent, f"agreed by doctor and pharmacist in round {rounds}", "agents")
     else:
         ev = protocol.find_agent(proposal.agent or "")
-        excl = ev.exclusions if ev else None
-        why = "; ".join(f"{x.rule_id}: {x.reason}" for x in excl) if excl else "not a protocol agent"
+        if ev is None:
+            why = "not a protocol agent"
+        elif ev.exclusions:
+            why = "; ".join(f"{x.rule_id}: {x.reason}" for x in ev.exclusions)
+        else:
+            why = f"TX-UNVERIFIED: unverified ({', '.join(ev.unverified_by)}) while a verified agent remains"
         vetoes.append(f"{proposal.agent!r} vetoed ({why})")
         assert protocol.recommendation is not None  # recommend_treatment always carries one
-        plan = treat_plan(protocol, protocol.recommendation.agent, f"agents chose {proposal.agent!r}, which the protocol excludes; replaced by the protocol's recommendation", "protocol")
+        plan = treat_plan(protocol, protocol.recommendation.agent, f"agents chose {proposal.agent!r}, which the protocol does not let a plan use; replaced by the protocol's recommendation", "protocol")
     return GateResult(passed=not vetoes, vetoes=vetoes, plan=plan)

@@ -144,15 +144,19 @@ def render_monograph(agent_id: str, formulary: Formulary, profile: Profile) -> D
           f"in the last {profile.recent_antibiotic_days} days excludes {n}, because resistance is more likely."),
          ("EX-ALLERGY", "EX-RECENT-USE")),
     ]
+    slugs: dict[str, str] = {}
     for rule in formulary.interactions:
         if agent_id in rule.excludes:
             age = f" Applies from age {rule.min_age}." if rule.min_age else ""
-            s.append((f"{n} interaction: {rule.title}",
+            heading = f"{n} interaction: {rule.title}"
+            s.append((heading,
                       f"{rule.title} ({rule.rule_id}). {rule.mechanism} {rule.advice}{age} Sources: {'; '.join(rule.sources)}.",
                       (rule.rule_id,)))
+            if rule.section:
+                slugs[heading] = rule.section
     # Each passage names the product monograph; the document keeps every source.
     sections = tuple(
-        Section(h, f"{body}\nSource: {a.sources[0]}", slugify(h.split(":", 1)[1] if ":" in h else h), rules)
+        Section(h, f"{body}\nSource: {a.sources[0]}", slugs.get(h) or slugify(h.split(":", 1)[1] if ":" in h else h), rules)
         for h, body, rules in s
     )
     return Document(

@@ -4,11 +4,11 @@ One source of truth. The protocol node matches free-text medications and
 allergies through this data, and the knowledge base renders its monograph
 passages from it, so a rule and the passage that cites it cannot drift apart.
 
-Matching is on whole words (tokens), longest term first, so "Zestoretic 20/12.5"
-finds lisinopril + hydrochlorothiazide and "Macrobid (hives)" finds
-nitrofurantoin, while no drug is ever found inside an unrelated word. A single
-long token one edit away from a known name (e.g. "spironolacton") also matches,
-and the match is marked as a spelling correction for the prescriber.
+Matching (knowledge/recognition.py) is on whole words, longest term first, so
+"Zestoretic 20/12.5" finds lisinopril + hydrochlorothiazide and "Macrobid
+(hives)" finds nitrofurantoin, while no drug is ever found inside an unrelated
+word. An entry with a word nothing accounts for is not recognised: the
+protocol does not trust it.
 """
 
 from __future__ import annotations
@@ -18,24 +18,25 @@ import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clinreason.knowledge.recognition import Recognizer, Term, match_words
 from clinreason.protocols.result import DrugMatch
 
 _DATA_PACKAGE = "clinreason.knowledge.data"
-_DATA_FILES = ("drugs.toml", "classes.toml", "agents.toml", "interactions.toml")
+_DATA_FILES = ("drugs.toml", "common_drugs.toml", "classes.toml", "agents.toml", "interactions.toml", "makers.toml", "words.toml")
 _TOKEN = re.compile(r"[a-z0-9]+")
-# Spelling tolerance only for long words: short ones collide too easily.
-_FUZZY_MIN_LEN = 8
 
 
 class DrugEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     terms: list[str]
+    # Names used only after a manufacturer prefix ("hydro" in Apo-Hydro): alone they are too vague.
+    maker_terms: list[str] = Field(default_factory=list)
     classes: list[str] = Field(default_factory=list)
     ingredients: list[str] = Field(default_factory=list)
 
@@ -44,6 +45,8 @@ class DrugClass(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     name: str
+    antibacterial: bool = False  # a current antibiotic in the medication list counts as recent use
+    allergy_class: bool = False  # an allergy to any drug of the class is an allergy to the class ("sulfa")
     terms: list[str] = Field(default_factory=list)
 
 
@@ -79,38 +82,14 @@ class InteractionRule(BaseModel):
     mechanism: str
     advice: str
     sources: list[str]
+    # The monograph section's id, when the title has changed since it was first cited: chunk
+    # ids stay stable so labels and stored citations keep resolving.
+    section: str | None = None
 
 
 def tokens(text: str) -> tuple[str, ...]:
+    """Lower-case alphanumeric words, as retrieval (BM25 cues, rule links) reads a question."""
     return tuple(_TOKEN.findall(text.lower()))
-
-
-def _within_one_edit(a: str, b: str) -> bool:
-    """True when a and b differ by at most one insertion, deletion or substitution."""
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) > len(b):
-        a, b = b, a
-    i = j = edits = 0
-    while i < len(a) and j < len(b):
-        if a[i] != b[j]:
-            edits += 1
-            if edits > 1:
-                return False
-            if len(a) == len(b):
-                i += 1
-            j += 1
-        else:
-            i += 1
-            j += 1
-    return edits + (len(b) - j) <= 1
-
-
-@dataclass(frozen=True)
-class _Term:
-    words: tuple[str, ...]
-    kind: str  # "drug" | "class"
-    target: str
 
 
 @dataclass
@@ -120,8 +99,8 @@ class Formulary:
     agents: dict[str, AgentInfo]
     interactions: list[InteractionRule]
     version: str
-    _index: dict[str, list[_Term]] = field(default_factory=dict, repr=False)
-    _single: dict[str, _Term] = field(default_factory=dict, repr=False)
+    words: dict = field(default_factory=dict, repr=False)  # words.toml: nil statements, non-drug and annotation words
+    maker_prefixes: tuple[str, ...] = ()
     _ingredients: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _classes: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
@@ -131,20 +110,38 @@ class Formulary:
         for drug_id in self.drugs:
             self._ingredients[drug_id] = self._substances(drug_id)
             self._classes[drug_id] = self._all_classes(drug_id)
-        terms = [_Term(tokens(t), "drug", d.id) for d in self.drugs.values() for t in [d.id.replace("_", " "), *d.terms]]
-        terms += [_Term(tokens(t), "class", c.id) for c in self.classes.values() for t in c.terms]
-        seen: dict[tuple[str, ...], _Term] = {}
-        for term in terms:
-            prior = seen.get(term.words)
-            if prior and prior != term:
-                raise ValueError(f"formulary term {' '.join(term.words)!r} is ambiguous: {prior.target} / {term.target}")
-            seen[term.words] = term
-        for term in seen.values():
-            self._index.setdefault(term.words[0], []).append(term)
-            if len(term.words) == 1:
-                self._single[term.words[0]] = term
-        for bucket in self._index.values():
-            bucket.sort(key=lambda t: -len(t.words))
+        self.recognizer = Recognizer(
+            self._terms(), self.maker_prefixes,
+            known_words=[w for group in self.words.get("annotation", {}).values() for w in group],
+            nil=self.words.get("nil", []),
+            same_product=lambda a, b: self._ingredients[a] == self._ingredients[b],
+            guess_ok=self.relevant,
+        )
+
+    def relevant(self, drug_id: str) -> bool:
+        """Whether the protocol's rules can act on this drug: an interaction rule, an agent's
+        ingredient (allergy, recent use), or an antibiotic. A spelling guess is trusted only then."""
+        return drug_id in self._relevant
+
+    @cached_property
+    def _relevant(self) -> frozenset[str]:
+        agent_ingredients = {i for a in self.agents.values() for i in self._ingredients[a.drug]}
+        rules = [(set(r.classes), set(r.drugs)) for r in self.interactions]
+        return frozenset(
+            d for d, ingredients in self._ingredients.items()
+            if any(self._classes[d] & classes or ingredients & drugs for classes, drugs in rules)
+            or ingredients & agent_ingredients or any(self.classes[c].antibacterial for c in self._classes[d])
+        )
+
+    def _terms(self) -> list[Term]:
+        def term(text: str, kind: str, target: str, maker_only: bool = False) -> Term:
+            return Term(match_words(text), kind, target, maker_only)
+
+        out = [term(t, "drug", d.id) for d in self.drugs.values() for t in [d.id.replace("_", " "), *d.terms]]
+        out += [term(t, "drug", d.id, maker_only=True) for d in self.drugs.values() for t in d.maker_terms]
+        out += [term(t, "class", c.id) for c in self.classes.values() for t in c.terms]
+        out += [term(t, "non_drug", group) for group, ts in self.words.get("non_drug", {}).items() for t in ts]
+        return out
 
     def _check_references(self) -> None:
         for d in self.drugs.values():
@@ -203,51 +200,27 @@ class Formulary:
         drugs = set(self.match(text).drugs)
         return tuple(a for a, info in self.agents.items() if info.drug in drugs)
 
-    def _scan(self, text: str) -> tuple[list[str], list[str], list[str]]:
-        words = tokens(text)
-        drugs: list[str] = []
-        named_classes: list[str] = []
-        corrected: list[str] = []
-        i = 0
-        while i < len(words):
-            term = next(
-                (t for t in self._index.get(words[i], ()) if words[i : i + len(t.words)] == t.words),
-                None,
-            )
-            if term is None and len(words[i]) >= _FUZZY_MIN_LEN and not words[i].isdigit():
-                term = self._fuzzy(words[i])
-                if term:
-                    corrected.append(f"{words[i]} -> {' '.join(term.words)}")
-            if term is None:
-                i += 1
-                continue
-            (drugs if term.kind == "drug" else named_classes).append(term.target)
-            i += len(term.words)
-        return drugs, named_classes, corrected
-
-    def _fuzzy(self, word: str) -> _Term | None:
-        hits = {t.target: t for w, t in self._single.items() if len(w) >= _FUZZY_MIN_LEN and _within_one_edit(word, w)}
-        # Two different drugs one edit away: too ambiguous to guess.
-        return next(iter(hits.values())) if len(hits) == 1 else None
-
 
 def _dedupe(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=8192)
 def _match_cached(formulary: Formulary, text: str) -> DrugMatch:
-    drugs, named, corrected = formulary._scan(text)
-    drugs = _dedupe(drugs)
+    found = formulary.recognizer.scan(text)
+    drugs = _dedupe(found.drugs)
     ingredients = sorted(set().union(*(formulary.ingredients_of(d) for d in drugs)))
-    classes = sorted(set(named).union(*(formulary.classes_of(d) for d in drugs)))
+    classes = sorted(set(found.classes).union(*(formulary.classes_of(d) for d in drugs)))
     return DrugMatch(
         text=text,
         drugs=drugs,
         ingredients=ingredients,
         classes=classes,
-        named_classes=sorted(set(named)),
-        spelling_corrections=corrected,
+        named_classes=sorted(set(found.classes)),
+        non_drug=_dedupe(found.non_drug),
+        unknown_words=_dedupe(found.unknown),
+        spelling_corrections=found.corrections,
+        antibacterial=any(formulary.classes[c].antibacterial for c in classes),
     )
 
 
@@ -274,8 +247,15 @@ def load_formulary() -> Formulary:
         data, raw = _read(name)
         parsed[name] = data
         digest.update(name.encode() + b"\0" + raw)
+    drug_tables = {**parsed["drugs.toml"]}
+    for k, v in parsed["common_drugs.toml"].items():
+        if k in drug_tables:
+            raise ValueError(f"drug {k} is defined in both drugs.toml and common_drugs.toml")
+        drug_tables[k] = v
     return Formulary(
-        drugs={k: DrugEntry(id=k, **v) for k, v in parsed["drugs.toml"].items()},
+        words=parsed["words.toml"],
+        maker_prefixes=tuple(parsed["makers.toml"]["prefixes"]),
+        drugs={k: DrugEntry(id=k, **v) for k, v in drug_tables.items()},
         classes={k: DrugClass(id=k, **v) for k, v in parsed["classes.toml"].items()},
         agents={k: AgentInfo(id=k, **v) for k, v in parsed["agents.toml"].items()},
         interactions=[InteractionRule(id=k, **v) for k, v in parsed["interactions.toml"].items()],

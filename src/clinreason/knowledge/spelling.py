@@ -11,7 +11,9 @@ text, formulary terms, lay terms, rule cues) and to the embedding model's
 English word list, is not an inflection of a knowledge-base word (same
 stem), is at least five letters long, and a knowledge-base word with the same
 first letter lies within one edit (two for words of eight letters or more).
-Among candidates the nearest wins, then the one the corpus uses most.
+Among candidates the nearest wins, then the one the corpus uses most. A word
+that names a drug class on its own ("thiazide") is never a target: a product
+name must not be repaired into a class.
 
 The first-letter rule is a safety rule as much as a heuristic: it is what
 stops "afebrile" becoming "febrile" (a negating prefix is an edit at the
@@ -71,12 +73,24 @@ def _domain_stems() -> frozenset[str]:
     return frozenset(stemmer().stemWords(list(domain_vocabulary())))
 
 
+@cache
+def class_words() -> frozenset[str]:
+    """Words that on their own name a drug class ("thiazide", "sulfa"): never a repair target, so a
+    product name ("Triazide") is never turned into a class."""
+    return frozenset(t for c in load_formulary().classes.values() for t in c.terms if len(tokens(t)) == 1)
+
+
+@cache
+def _repair_targets() -> tuple[str, ...]:
+    return tuple(w for w in domain_vocabulary() if w not in class_words())
+
+
 def _repair(word: str) -> str | None:
     vocab = domain_vocabulary()
     if len(word) < MIN_LEN or word in vocab or word in _english_words() or stemmer().stemWord(word) in _domain_stems():
         return None
     max_edits = 2 if len(word) >= LONG_WORD else 1
-    same_start = [w for w in vocab if w[0] == word[0]]
+    same_start = [w for w in _repair_targets() if w[0] == word[0]]
     hits = process.extract(word, same_start, scorer=OSA.distance, score_cutoff=max_edits, limit=None)
     if not hits:
         return None

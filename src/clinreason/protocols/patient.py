@@ -9,11 +9,12 @@ field-level errors: nothing is coerced from strings or silently dropped.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -25,6 +26,22 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from clinreason.errors import FieldError, InvalidPatient
+from clinreason.hygiene import clean_text, mixed_script_message
+
+
+def _hygiene(value: Any) -> Any:
+    """Free text is normalised before anything reads it; a word mixing scripts is refused, not guessed."""
+    if not isinstance(value, str):
+        return value  # the str type check reports it
+    cleaned = clean_text(value)
+    if (message := mixed_script_message(cleaned)) is not None:
+        raise PydanticCustomError("mixed_script", "{message}", {"message": message})
+    return cleaned
+
+
+# Every free-text field of the input: NFKC, invisible characters removed, spaces folded.
+CleanText = Annotated[str, BeforeValidator(_hygiene)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -80,8 +97,8 @@ class RedFlags(_Strict):
 
 class History(_Strict):
     antibiotics_last_90d: StrictBool
-    allergies: list[str] = Field(default_factory=list, max_length=50)
-    meds: list[str] = Field(default_factory=list, max_length=100)
+    allergies: list[CleanText] = Field(default_factory=list, max_length=50)
+    meds: list[CleanText] = Field(default_factory=list, max_length=100)
     acei_arb_use: StrictBool = Field(
         default=False, validation_alias=AliasChoices("ACEI_ARB_use", "acei_arb_use")
     )
@@ -89,7 +106,7 @@ class History(_Strict):
     stones: StrictBool
     immunocompromised: StrictBool
     neurogenic_bladder: StrictBool = False
-    recent_antibiotics: list[str] = Field(default_factory=list, max_length=20)
+    recent_antibiotics: list[CleanText] = Field(default_factory=list, max_length=20)
     g6pd_deficiency: StrictBool = False
 
     @model_validator(mode="before")
@@ -136,7 +153,7 @@ class Patient(_Strict):
     red_flags: RedFlags
     history: History
     recurrence: Recurrence
-    locale_code: str = Field(min_length=2, max_length=10)
+    locale_code: CleanText = Field(min_length=2, max_length=10)
     asymptomatic_bacteriuria: StrictBool = False
 
     @model_validator(mode="before")
@@ -208,6 +225,8 @@ def errors_from_validation(exc: ValidationError) -> list[FieldError]:
             field = _CONTRADICTION_FIELDS.get(msg)
             if field:
                 path = f"{path}.{field}" if path != "(root)" else field
+        elif err["type"] == "mixed_script":
+            pass  # the message names the entry and the words
         elif err["type"] == "missing":
             msg = "required field is missing"
         key = (path, msg)

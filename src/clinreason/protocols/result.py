@@ -37,15 +37,36 @@ class Exclusion(_Out):
     sources: list[str] = Field(default_factory=list)
 
 
+class UnverifiedEntry(_Out):
+    """An entry the formulary does not recognise, and the agents it leaves unverified.
+
+    What is not recognised is not trusted: the entry might be any interacting
+    drug (a medication) or any agent (an allergy, a recent antibiotic)."""
+
+    field: str = Field(description="Where the entry is, e.g. 'history.meds[2]'.")
+    entry: str = Field(description="The entry as given (after text hygiene).")
+    reason: str
+    agents: list[str] = Field(description="Agents whose exclusions this entry could change.")
+
+
 class AgentEvaluation(_Out):
     agent: str
     rank: int = Field(description="1 = most preferred in the profile's order.")
     exclusions: list[Exclusion] = Field(default_factory=list)
+    unverified_by: list[str] = Field(
+        default_factory=list, description="Fields of unrecognised entries that could exclude this agent (see unverified_entries)."
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def allowed(self) -> bool:
         return not self.exclusions
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verified(self) -> bool:
+        """Allowed with every entry that could exclude it recognised."""
+        return self.allowed and not self.unverified_by
 
 
 class RegimenSpec(_Out):
@@ -93,12 +114,20 @@ class DrugMatch(_Out):
     named_classes: list[str] = Field(
         default_factory=list, description="Classes named in the text itself (e.g. 'sulfa')."
     )
+    non_drug: list[str] = Field(
+        default_factory=list, description="What the entry names that is not a medicine ('latex'), or 'none' for NKDA / nil."
+    )
+    unknown_words: list[str] = Field(
+        default_factory=list, description="Words nothing in the formulary accounts for; any one leaves the entry unrecognised."
+    )
     spelling_corrections: list[str] = Field(default_factory=list)
+    antibacterial: bool = Field(default=False, description="The entry names an antibiotic.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def recognized(self) -> bool:
-        return bool(self.drugs or self.classes)
+        """Fail-safe: it names something, and every word of it is accounted for."""
+        return bool(self.drugs or self.classes or self.non_drug) and not self.unknown_words
 
 
 class ProtocolResult(_Out):
@@ -113,6 +142,11 @@ class ProtocolResult(_Out):
     alternatives: list[Regimen] = Field(default_factory=list)
     follow_up: FollowUp | None = None
     flags: list[Flag] = Field(default_factory=list)
+    unverified_entries: list[UnverifiedEntry] = Field(default_factory=list)
+    blocking_checks: list[UnverifiedEntry] = Field(
+        default_factory=list,
+        description="The unverified entries behind the recommended agent: sign-off approval is refused until the prescriber acknowledges each.",
+    )
     medications: list[DrugMatch] = Field(default_factory=list)
     allergies: list[DrugMatch] = Field(default_factory=list)
     recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
@@ -129,6 +163,16 @@ class ProtocolResult(_Out):
     @property
     def allowed_agents(self) -> list[str]:
         return [a.agent for a in self.agents if a.allowed]
+
+    @property
+    def selectable_agents(self) -> list[str]:
+        """Agents a plan may use: the verified allowed ones while any remain, else the unverified allowed ones."""
+        verified = [a.agent for a in self.agents if a.verified]
+        return verified or self.allowed_agents
+
+    def checks_for(self, agent_id: str) -> list[UnverifiedEntry]:
+        """The unverified entries a prescriber must acknowledge before this agent is dispensed."""
+        return [e for e in self.unverified_entries if agent_id in e.agents]
 
     @property
     def rule_ids(self) -> list[str]:

@@ -22,6 +22,7 @@ from clinreason.protocols.result import (
     Flag,
     ProtocolResult,
     RuleHit,
+    UnverifiedEntry,
 )
 
 # Step 1: red-flag field -> rule id.
@@ -103,10 +104,11 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
     for m in allergies:
         # A named drug excludes agents sharing an ingredient; a named class
         # ("sulfa") excludes agents with an ingredient in that class. The
-        # classes of a named drug do not spread: an allergy to one ACE
-        # inhibitor is not an allergy to every drug in its class.
+        # classes of a named drug do not spread (an allergy to one ACE
+        # inhibitor is not an allergy to every drug in its class), except a
+        # class marked allergy_class: a sulfadiazine allergy is a sulfa allergy.
         shared = agent_ingredients & set(m.ingredients)
-        by_class = agent_classes & set(m.named_classes)
+        by_class = agent_classes & (set(m.named_classes) | {c for c in m.classes if formulary.classes[c].allergy_class})
         if shared or by_class:
             why = (
                 f"contains {', '.join(sorted(shared))}" if shared
@@ -123,18 +125,21 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
     return out
 
 
-def _recent_use_exclusion(agent: str, recent: list[DrugMatch], formulary: Formulary, profile: Profile) -> Exclusion | None:
+def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], formulary: Formulary, profile: Profile) -> Exclusion | None:
+    """`exposures`: (where it was listed, entry) for named recent antibiotics and current antibiotic medications."""
     info = formulary.agents[agent]
-    exposed = set().union(*(m.ingredients for m in recent)) if recent else set()
+    exposed = set().union(*(m.ingredients for _, m in exposures)) if exposures else set()
     for product in info.recent_use_excluded_by:
-        # The whole product must have been taken: trimethoprim alone does not
-        # count as TMP-SMX exposure, but TMP-SMX does count as trimethoprim.
+        # Each product that excludes the agent must have been taken whole:
+        # TMP-SMX counts as trimethoprim exposure and (amended 2026-12)
+        # trimethoprim as TMP-SMX exposure, through each agent's data.
         if formulary.ingredients_of(product) <= exposed:
-            names = [m.text for m in recent if set(m.ingredients) & formulary.ingredients_of(product)]
+            shared = formulary.ingredients_of(product)
+            names = [f"{where} {m.text!r}" for where, m in exposures if set(m.ingredients) & shared]
             return Exclusion(
                 rule_id="EX-RECENT-USE",
                 reason=f"{formulary.agents[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
-                evidence="recent antibiotics " + ", ".join(repr(n) for n in names),
+                evidence=", ".join(names),
                 sources=["IDSA/ESCMID 2011 (Gupta et al., Clin Infect Dis 2011;52:e103)"],
             )
     return None
@@ -166,6 +171,37 @@ def _interaction_exclusions(agent: str, patient: Patient, meds: list[DrugMatch],
     return out
 
 
+def _exposures(meds: list[DrugMatch], recent: list[DrugMatch]) -> list[tuple[str, DrugMatch]]:
+    """Named recent antibiotics, plus antibiotics in the medication list (current use is recent use)."""
+    return [("recent antibiotic", m) for m in recent] + [("current medication", m) for m in meds if m.antibacterial]
+
+
+def unverified_entries(profile: Profile, formulary: Formulary, meds: list[DrugMatch], allergies: list[DrugMatch],
+                       recent: list[DrugMatch]) -> list[UnverifiedEntry]:
+    """Every unrecognised entry, with the agents whose exclusions it could change.
+
+    An unknown medication might be any interacting drug, so it touches the agents
+    that some interaction rule excludes; an unknown allergy might be to any agent;
+    an unknown recent antibiotic might be any agent with a recent-use exclusion."""
+    order = profile.agent_order
+    touched = {
+        "history.meds": ([a for a in order if any(a in r.excludes for r in formulary.interactions)], "might be an interacting drug"),
+        "history.allergies": (list(order), "might be an allergy to an agent"),
+        "history.recent_antibiotics": ([a for a in order if formulary.agents[a].recent_use_excluded_by], "might be recent use of an agent"),
+    }
+    out = []
+    for path, entries in (("history.meds", meds), ("history.allergies", allergies), ("history.recent_antibiotics", recent)):
+        agents, risk = touched[path]
+        for i, m in enumerate(entries):
+            if m.recognized or not agents:
+                continue
+            unknown = f"{', '.join(repr(w) for w in m.unknown_words)} not in the formulary" if m.unknown_words else "nothing in it is in the formulary"
+            names = ", ".join(formulary.agents[a].name for a in agents)
+            out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, agents=agents,
+                                       reason=f"not recognised ({unknown}): it {risk}, so {names} cannot be verified"))
+    return out
+
+
 def evaluate_agents(
     patient: Patient,
     profile: Profile,
@@ -173,12 +209,14 @@ def evaluate_agents(
     meds: list[DrugMatch],
     allergies: list[DrugMatch],
     recent: list[DrugMatch],
+    unverified: list[UnverifiedEntry],
 ) -> list[AgentEvaluation]:
     results = []
+    exposures = _exposures(meds, recent)
     for rank, agent in enumerate(profile.agent_order, start=1):
         info = formulary.agents[agent]
         ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
-        if (recent_ex := _recent_use_exclusion(agent, recent, formulary, profile)) is not None:
+        if (recent_ex := _recent_use_exclusion(agent, exposures, formulary, profile)) is not None:
             ex.append(recent_ex)
         if (renal_ex := _renal_exclusion(agent, patient, profile)) is not None:
             ex.append(renal_ex)
@@ -201,7 +239,8 @@ def evaluate_agents(
                 )
             )
         ex.extend(_interaction_exclusions(agent, patient, meds, formulary))
-        results.append(AgentEvaluation(agent=agent, rank=rank, exclusions=ex))
+        by = [u.field for u in unverified if agent in u.agents]
+        results.append(AgentEvaluation(agent=agent, rank=rank, exclusions=ex, unverified_by=by))
     return results
 
 
@@ -267,10 +306,22 @@ def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation], m
     recurrence = [(rule, f"recurrence.{f} = true") for f, rule in RECURRENCE.items() if getattr(patient.recurrence, f)]
     if recurrence:
         return Decision.refer_recurrence, [criteria, *recurrence]
-    chosen = next((a for a in agents if a.allowed), None)
+    chosen = _choose(agents)
     if chosen is None:
         return Decision.refer_no_safe_option, [criteria, ("TX-NO-SAFE-OPTION", "every agent has at least one exclusion")]
-    return Decision.recommend_treatment, [criteria, ("TX-FIRST-SAFE-AGENT", f"{chosen.agent} (rank {chosen.rank})")]
+    fired = [criteria, ("TX-FIRST-SAFE-AGENT", f"{chosen.agent} (rank {chosen.rank})")]
+    passed = [a.agent for a in agents if a.allowed and a.rank < chosen.rank]
+    notes = [f"passed over unverified {', '.join(passed)} while {chosen.agent} is verified"] if passed else []
+    if not chosen.verified:
+        notes.append(f"only unverified agents remain: {chosen.agent} needs the prescriber to acknowledge {', '.join(chosen.unverified_by)}")
+    if notes:
+        fired.append(("TX-UNVERIFIED", "; ".join(notes)))
+    return Decision.recommend_treatment, fired
+
+
+def _choose(agents: list[AgentEvaluation]) -> AgentEvaluation | None:
+    """The first verified allowed agent; else the first allowed one (it then carries blocking checks)."""
+    return next((a for a in agents if a.verified), None) or next((a for a in agents if a.allowed), None)
 
 
 def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], recent: list[DrugMatch], formulary: Formulary) -> list[Flag]:
@@ -281,9 +332,18 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], 
     for label, entries in (("medication", meds), ("allergy", allergies), ("recent antibiotic", recent)):
         for m in entries:
             if not m.recognized:
-                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=f"{label.capitalize()} {m.text!r} is not in the formulary: check it by hand for interactions and cross-reactivity."))
+                unknown = f" ({', '.join(repr(w) for w in m.unknown_words)} unknown)" if m.unknown_words else ""
+                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=(
+                    f"{label.capitalize()} {m.text!r} is not recognised by the formulary{unknown}: what is not recognised "
+                    "is not trusted, so check it by hand for interactions and cross-reactivity.")))
             for fix in m.spelling_corrections:
                 out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    for m in meds:
+        if m.antibacterial:
+            unflagged = "" if h.antibiotics_last_90d else " (although antibiotics_last_90d is false)"
+            out.append(Flag(code="CURRENT-ANTIBIOTIC", message=(
+                f"Medication {m.text!r} is an antibiotic: it counts as use in the last 90 days{unflagged}. "
+                "Confirm what it is for and when it started; symptoms on a current course need a prescriber's review.")))
     if not h.immunocompromised:
         # Steroids are immunosuppressive only at high dose or long term, so they
         # flag the answer for review instead of firing CF-IMMUNOCOMPROMISED.
@@ -309,13 +369,18 @@ def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> Prot
     meds = formulary.match_all(h.meds)
     allergies = formulary.match_all(h.allergies)
     recent = formulary.match_all(h.recent_antibiotics)
-    agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent)
+    unverified = unverified_entries(profile, formulary, meds, allergies, recent)
+    agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent, unverified)
     decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
+    blocking: list[UnverifiedEntry] = []
     if decision is Decision.recommend_treatment:
-        allowed = [a.agent for a in agents if a.allowed]
-        recommendation = profile.regimen(allowed[0])
-        alternatives = [profile.regimen(a) for a in allowed[1:]]
+        chosen = _choose(agents)
+        assert chosen is not None  # recommend_treatment means an allowed agent exists
+        recommendation = profile.regimen(chosen.agent)
+        others = sorted((a for a in agents if a.allowed and a is not chosen), key=lambda a: (not a.verified, a.rank))
+        alternatives = [profile.regimen(a.agent) for a in others]
+        blocking = [u for u in unverified if chosen.agent in u.agents]
     return ProtocolResult(
         protocol_id=PROTOCOL_ID,
         protocol_version=PROTOCOL_VERSION,
@@ -328,6 +393,8 @@ def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> Prot
         alternatives=alternatives or [],
         follow_up=profile.follow_up if decision is Decision.recommend_treatment else None,
         flags=_flags(patient, meds, allergies, recent, formulary),
+        unverified_entries=unverified,
+        blocking_checks=blocking,
         medications=meds,
         allergies=allergies,
         recent_antibiotics=recent,

@@ -1,0 +1,93 @@
+"""Text hygiene for every free-text input, before validation and matching.
+
+A name can look right on screen and still defeat a whole-word match:
+`lisino\u200bpril` (zero-width space), `war\u00adfarin` (soft hyphen), a
+no-break space, full-width letters, or a Cyrillic `о` inside a Latin word.
+`clean_text` folds what is only presentation (Unicode NFKC, invisible format
+characters removed, every kind of space made one ASCII space) and
+`mixed_script_words` finds what cannot be folded safely: a word whose letters
+come from more than one script. Callers reject such a word with a field
+error instead of guessing which name was meant.
+
+Script lookup uses the `regex` package (Unicode script properties, which the
+standard library does not expose).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import regex
+
+# Invisible characters NFKC keeps that are not format (Cf) characters: the
+# combining grapheme joiner, variation selectors and the Hangul fillers, which
+# render as nothing inside a Latin word.
+_INVISIBLE_EXTRA = frozenset("\u034f\u115f\u1160\u3164\uffa0" + "".join(chr(c) for c in range(0xFE00, 0xFE10)))
+_SPACES = re.compile(r"\s+")
+# The micro sign in a unit (µg, µL) becomes "mc" (ISMP spells it mcg), so a
+# dose such as "250µg" is not read as a Greek letter inside a Latin word.
+_MICRO = re.compile(r"(?<![^\W\d_])[\u00b5\u03bc](?=[A-Za-z])")
+_WORD = regex.compile(r"[\p{L}\p{M}]+")
+# Scripts that write one language together and mix inside a word by design.
+_CJK = frozenset({"Han", "Hiragana", "Katakana", "Hangul", "Bopomofo"})
+_SCRIPTS = (
+    "Latin", "Greek", "Cyrillic", "Armenian", "Georgian", "Hebrew", "Arabic", "Syriac", "Thaana", "Devanagari",
+    "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada", "Malayalam", "Sinhala", "Thai", "Lao",
+    "Tibetan", "Myanmar", "Khmer", "Mongolian", "Ethiopic", "Cherokee", "Canadian_Aboriginal", "Ogham", "Runic",
+    "Coptic", "Tifinagh", "Yi", "Vai", "Nko", *sorted(_CJK),
+)
+_SCRIPT_PATTERNS = tuple((name, regex.compile(rf"\p{{Script={name}}}")) for name in ("Common", "Inherited", *_SCRIPTS))
+
+
+def _drop(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat == "Cf" or (cat == "Cc" and not ch.isspace()) or ch in _INVISIBLE_EXTRA
+
+
+def clean_text(text: str) -> str:
+    """NFKC, invisible characters removed, runs of any space folded to one ASCII space, trimmed."""
+    if text.isascii() and text.isprintable() and "  " not in text:
+        return text.strip()
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if not _drop(ch))
+    text = _MICRO.sub("mc", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=4096)
+def _script(ch: str) -> str:
+    return next((name for name, pattern in _SCRIPT_PATTERNS if pattern.match(ch)), "Other")
+
+
+def word_scripts(word: str) -> set[str]:
+    """Scripts of the letters in a word (combining marks and digits belong to none)."""
+    return {_script(ch) for ch in word if unicodedata.category(ch).startswith("L")} - {"Common", "Inherited"}
+
+
+def mixed_script_words(text: str) -> list[str]:
+    """Words whose letters come from more than one script (CJK scripts count as one)."""
+    if text.isascii():
+        return []
+    out = []
+    for word in _WORD.findall(text):
+        scripts = word_scripts(word)
+        if len(scripts - _CJK) + (1 if scripts & _CJK else 0) > 1:
+            out.append(word)
+    return out
+
+
+def fold_for_matching(text: str) -> str:
+    """Lower case without accents: "Triméthoprime" and "trimethoprime" match the same term."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def mixed_script_message(text: str) -> str | None:
+    """The field-error message for text with a mixed-script word, or None when it has none."""
+    mixed = mixed_script_words(text)
+    if not mixed:
+        return None
+    return (f"{text!r} mixes letters of different scripts in {', '.join(repr(w) for w in mixed)}: a look-alike "
+            "letter (such as a Cyrillic 'о' in a Latin name) defeats drug matching; retype it")

@@ -1,0 +1,211 @@
+"""Free-text recognition: which drugs, classes or non-drug allergens an entry names.
+
+The policy is fail-safe: what is not recognised is not trusted. An entry is
+recognised only when it names something and every word of it is accounted
+for: a formulary term, a manufacturer prefix, a number, or a word that
+`words.toml` says is not a drug (units, forms, frequencies, reactions ...).
+One unknown word ("lisinopril + Xyzzy") leaves the entry unrecognised, and
+the protocol treats that as a possible interacting drug.
+
+Matching, in order, on accent-free lower-case words (letters and digits
+split, so "ramipril5mg" is "ramipril 5 mg"):
+0. two adjacent words that together are one drug name ("warf arin");
+1. the longest formulary term starting at a word (drug, class or non-drug);
+   a maker-only name ("hydro") only right after a manufacturer prefix;
+2. a manufacturer prefix ("apo", "teva", from `makers.toml`), or a prefix
+   or a form word glued to a name ("apohydro", "septrads");
+3. a word of `words.toml`, or a word of one or two letters;
+4. spelling tolerance: Damerau-Levenshtein distance (a transposition is one
+   edit) to single-word *drug* terms only, never to a class word, so a
+   product ("Triazide") can never be repaired into a class ("thiazide").
+   Allowed edits grow with length: none below 5 letters, one at 5-8, two
+   from 9. When the nearest terms name different
+   products, nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from rapidfuzz.distance import OSA
+
+from clinreason.hygiene import clean_text, fold_for_matching
+
+_WORDS = re.compile(r"[a-z]+|[0-9]+")
+_SHORT = 2  # words this short (units such as "mg", "q", "h") are never drug names here
+_MIN_GLUED_REST = 4
+_MIN_GLUED_PREFIX = 3  # "nu"+"toprol" would read a typo of Dutoprol as Nu-Toprol: two-letter prefixes only with a hyphen or space
+# Strength and release suffixes written onto a name ("SeptraDS", "MetoprololSR"); only these,
+# so a longer word is never cut into a name plus an ordinary word.
+_GLUED_FORMS = frozenset({"ds", "ss", "sr", "xr", "xl", "er", "cr", "la", "cd", "ec", "odt"})
+
+
+def match_words(text: str) -> tuple[str, ...]:
+    """The words recognition works on: clean, accent-free, lower case, letters and digits split."""
+    return tuple(_WORDS.findall(fold_for_matching(clean_text(text))))
+
+
+def max_edits(word: str) -> int:
+    """Spelling tolerance for a word of this length (a transposition counts as one edit)."""
+    n = len(word)
+    return 0 if n < 5 else 1 if n <= 8 else 2
+
+
+def _deletions(word: str, depth: int) -> set[str]:
+    """The word and every string made from it by deleting up to `depth` letters."""
+    out, frontier = {word}, {word}
+    for _ in range(depth):
+        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
+
+
+@dataclass(frozen=True)
+class Term:
+    words: tuple[str, ...]
+    kind: str  # "drug" | "class" | "non_drug"
+    target: str
+    maker_only: bool = False
+
+
+@dataclass
+class Scan:
+    """What one entry names, and what in it is not accounted for."""
+
+    drugs: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    non_drug: list[str] = field(default_factory=list)
+    corrections: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+class Recognizer:
+    """Term index over the formulary data; `scan` is pure and its callers cache it."""
+
+    def __init__(self, terms: Iterable[Term], prefixes: Iterable[str], known_words: Iterable[str],
+                 nil: Iterable[str], same_product: Callable[[str, str], bool], guess_ok: Callable[[str], bool]):
+        self.prefixes = frozenset(prefixes)
+        self.known = frozenset(known_words)
+        self.nil = frozenset(match_words(p) for p in nil)
+        self._same_product = same_product
+        self._guess_ok = guess_ok
+        self.index: dict[str, list[Term]] = defaultdict(list)
+        seen: dict[tuple[str, ...], Term] = {}
+        for term in terms:
+            prior = seen.get(term.words)
+            if prior is not None and (prior.kind, prior.target) != (term.kind, term.target):
+                raise ValueError(f"formulary term {' '.join(term.words)!r} is ambiguous: {prior.target} / {term.target}")
+            if prior is None or (prior.maker_only and not term.maker_only):
+                seen[term.words] = term
+        for term in seen.values():
+            self.index[term.words[0]].append(term)
+        for bucket in self.index.values():
+            bucket.sort(key=lambda t: -len(t.words))
+        clash = sorted(self.prefixes & {w for w, b in self.index.items() if any(len(t.words) == 1 for t in b)})
+        if clash:
+            raise ValueError(f"manufacturer prefixes are also formulary terms: {clash}")
+        # Spelling tolerance: single-word drug terms only (never classes). A deletion index
+        # (every term with up to two letters removed) finds the candidates of a word in a few
+        # dictionary lookups instead of a scan of every term; OSA distance then decides.
+        self._fuzzy_target = {
+            words[0]: term.target for words, term in seen.items()
+            if term.kind == "drug" and len(words) == 1 and not term.maker_only and words[0].isalpha()
+        }
+
+    @cached_property
+    def _deletions(self) -> dict[str, tuple[str, ...]]:
+        """Built on the first misspelt word (about 0.2 s), not at load: most entries never need it.
+        The API builds it at start-up (`warm`)."""
+        index: dict[str, list[str]] = defaultdict(list)
+        for word in self._fuzzy_target:
+            # a term within two edits of a word has at least 7 letters (two edits need 9)
+            for variant in _deletions(word, 2 if len(word) >= 7 else 1):
+                index[variant].append(word)
+        return {k: tuple(v) for k, v in index.items()}
+
+    def warm(self) -> None:
+        """Build the lazy spelling index now (server start-up), so no request pays for it."""
+        _ = self._deletions
+
+    # --- pieces ------------------------------------------------------------------
+    def _term_at(self, words: tuple[str, ...], i: int, after_prefix: bool) -> Term | None:
+        for t in self.index.get(words[i], ()):
+            if words[i : i + len(t.words)] == t.words and (after_prefix or not t.maker_only):
+                return t
+        return None
+
+    def _split_word(self, words: tuple[str, ...], i: int) -> Term | None:
+        """A drug name broken by a stray space ("warf arin", an NBSP inside "lisi nopril"): the two
+        pieces joined are one drug term. Tried first, so "sulfa methoxazole" is not read as "sulfa"."""
+        if i + 1 >= len(words) or not (words[i].isalpha() and words[i + 1].isalpha()):
+            return None
+        return self._single(words[i] + words[i + 1], maker_only_ok=False)
+
+    def _single(self, word: str, maker_only_ok: bool = True) -> Term | None:
+        term = next((t for t in self.index.get(word, ()) if t.words == (word,)), None)
+        if term is None or term.kind != "drug" or (term.maker_only and not maker_only_ok):
+            return None
+        return term
+
+    def _glued(self, word: str) -> Term | None:
+        """A prefix or a form word written together with the name: "apohydro", "tevalisinopril", "septrads"."""
+        for cut in range(_MIN_GLUED_PREFIX, len(word) - _MIN_GLUED_REST + 1):
+            if word[:cut] in self.prefixes and (term := self._single(word[cut:])):
+                return term
+        for cut in range(_MIN_GLUED_REST, len(word) - 1):
+            if word[cut:] in _GLUED_FORMS and (term := self._single(word[:cut], maker_only_ok=False)):
+                return term
+        return None
+
+    def fuzzy(self, word: str) -> str | None:
+        """The drug term a misspelt word stands for, or None when none is near or the nearest disagree."""
+        limit = max_edits(word)
+        if limit == 0:
+            return None
+        candidates = {c for v in _deletions(word, limit) for c in self._deletions.get(v, ())}
+        hits = [(c, d) for c in sorted(candidates) if (d := OSA.distance(word, c, score_cutoff=limit)) <= limit]
+        best_d = min((d for _, d in hits), default=None)
+        best = [cand for cand, d in hits if d == best_d]
+        if not best:
+            return None
+        first = self._fuzzy_target[best[0]]
+        if all(self._same_product(first, self._fuzzy_target[c]) for c in best[1:]):
+            return best[0]
+        return None  # two different products equally near: do not guess
+
+    # --- the scan -----------------------------------------------------------------------
+    def scan(self, text: str) -> Scan:
+        words = match_words(text)
+        out = Scan()
+        letters = tuple(w for w in words if not w.isdigit())
+        if letters in self.nil:
+            out.non_drug.append("none")
+            return out
+        i, after_prefix = 0, False
+        while i < len(words):
+            w = words[i]
+            term, advance = self._split_word(words, i), 2
+            if term is None:
+                term = self._term_at(words, i, after_prefix)
+                advance = len(term.words) if term else 1
+            if term is None and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
+                term = self._glued(w)
+                if term is None and (fixed := self.fuzzy(w)) is not None:
+                    guess = next(t for t in self.index[fixed] if t.words == (fixed,))
+                    if self._guess_ok(guess.target):
+                        term = guess
+                        out.corrections.append(f"{w} -> {fixed}")
+            if term is not None:
+                {"drug": out.drugs, "class": out.classes, "non_drug": out.non_drug}[term.kind].append(term.target)
+                i += advance
+                after_prefix = False
+                continue
+            after_prefix = w in self.prefixes
+            if not (w.isdigit() or after_prefix or w in self.known or len(w) <= _SHORT):
+                out.unknown.append(w)
+            i += 1
+        return out
