@@ -40,7 +40,7 @@ def pct(values: list[float]) -> str:
 def cooperative(req: dict) -> Reply:
     """A well-behaved model: the doctor picks the first allowed agent, the pharmacist approves."""
     prompt = req["messages"][-1]["content"]
-    allowed = [line.split(" ")[1] for line in prompt.splitlines() if line.startswith("- ") and line.endswith("ALLOWED")]
+    allowed = [line.split(" ")[1] for line in prompt.splitlines() if line.startswith("- ") and line.endswith("SELECTABLE")]
     if "write the referral note" in prompt:
         return Reply.json({"urgency": "within_24_48h", "reasons": [{"text": "Referral per protocol.", "citations": []}],
                            "patient_advice": [{"text": "See a physician.", "citations": []}], "avoid_agents": []})

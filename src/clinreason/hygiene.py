@@ -41,17 +41,15 @@ _SCRIPTS = (
 _SCRIPT_PATTERNS = tuple((name, regex.compile(rf"\p{{Script={name}}}")) for name in ("Common", "Inherited", *_SCRIPTS))
 
 
-def _drop(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat == "Cf" or (cat == "Cc" and not ch.isspace()) or ch in _INVISIBLE_EXTRA
+# Format characters (Cf), control characters that are not whitespace, and the extras above.
+_DROP = regex.compile(r"[\p{Cf}" + "".join(sorted(_INVISIBLE_EXTRA)) + r"]|(?!\s)\p{Cc}")
 
 
 def clean_text(text: str) -> str:
     """NFKC, invisible characters removed, runs of any space folded to one ASCII space, trimmed."""
     if text.isascii() and text.isprintable() and "  " not in text:
         return text.strip()
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if not _drop(ch))
+    text = _DROP.sub("", unicodedata.normalize("NFKC", text))
     text = _MICRO.sub("mc", text)
     return _SPACES.sub(" ", text).strip()
 

@@ -23,7 +23,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinreason.knowledge.recognition import Recognizer, Term, match_words
+from clinreason.knowledge.recognition import Recognizer, Scan, Term, match_words
 from clinreason.protocols.result import DrugMatch
 
 _DATA_PACKAGE = "clinreason.knowledge.data"
@@ -186,8 +186,13 @@ class Formulary:
 
     # --- free-text matching ---------------------------------------------
     def match(self, text: str) -> DrugMatch:
-        """What a free-text medication, allergy or antibiotic entry refers to."""
+        """What a free-text medication, allergy or antibiotic entry refers to (with spelling tolerance)."""
         return _match_cached(self, text)
+
+    def find(self, text: str) -> DrugMatch:
+        """The drugs and classes a piece of prose names (a question, a passage, an agent's sentence):
+        exact terms only, no spelling guesses, so scanning a passage costs no edit-distance search."""
+        return _find_cached(self, text)
 
     def match_all(self, texts: Iterable[str]) -> list[DrugMatch]:
         return [self.match(t) for t in texts]
@@ -197,7 +202,7 @@ class Formulary:
 
         Naming TMP-SMX names the combination, not trimethoprim alone.
         """
-        drugs = set(self.match(text).drugs)
+        drugs = set(self.find(text).drugs)
         return tuple(a for a, info in self.agents.items() if info.drug in drugs)
 
 
@@ -207,7 +212,15 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 @lru_cache(maxsize=8192)
 def _match_cached(formulary: Formulary, text: str) -> DrugMatch:
-    found = formulary.recognizer.scan(text)
+    return _to_match(formulary, text, formulary.recognizer.scan(text))
+
+
+@lru_cache(maxsize=8192)
+def _find_cached(formulary: Formulary, text: str) -> DrugMatch:
+    return _to_match(formulary, text, formulary.recognizer.scan(text, tolerant=False))
+
+
+def _to_match(formulary: Formulary, text: str, found: Scan) -> DrugMatch:
     drugs = _dedupe(found.drugs)
     ingredients = sorted(set().union(*(formulary.ingredients_of(d) for d in drugs)))
     classes = sorted(set(found.classes).union(*(formulary.classes_of(d) for d in drugs)))

@@ -44,7 +44,7 @@ def expand_query(query: str) -> str:
     formulary = load_formulary()
     words = tokens(query)
     extra: list[str] = []
-    match = formulary.match(query)
+    match = formulary.match(query)  # a typed question: spelling tolerance, as for patient entries
     for drug in match.drugs:
         # sorted: a frozenset's order changes with the hash seed, and the expanded
         # text keys the query-embedding cache

@@ -178,7 +178,9 @@ class Recognizer:
         return None  # two different products equally near: do not guess
 
     # --- the scan -----------------------------------------------------------------------
-    def scan(self, text: str) -> Scan:
+    def scan(self, text: str, tolerant: bool = True) -> Scan:
+        """`tolerant`: apply spelling tolerance (patient entries). Prose (questions, passages,
+        agent sentences) is scanned exactly: its misspellings are spelling.py's job."""
         words = match_words(text)
         out = Scan()
         letters = tuple(w for w in words if not w.isdigit())
@@ -194,7 +196,7 @@ class Recognizer:
                 advance = len(term.words) if term else 1
             if term is None and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
                 term = self._glued(w)
-                if term is None and (fixed := self.fuzzy(w)) is not None:
+                if term is None and tolerant and (fixed := self.fuzzy(w)) is not None:
                     guess = next(t for t in self.index[fixed] if t.words == (fixed,))
                     if self._guess_ok(guess.target):
                         term = guess

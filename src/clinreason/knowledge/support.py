@@ -15,7 +15,7 @@ _THRESHOLD = re.compile(r"\b(\d+(?:\.\d+)?)\s*(ml/min|years?|days?|hours?|mg|g)\
 @lru_cache(maxsize=8192)
 def entities(text: str) -> frozenset[str]:
     """Drugs (as ingredients), classes and numeric thresholds named in a text."""
-    m = load_formulary().match(text)
+    m = load_formulary().find(text)
     found = {f"drug:{i}" for i in m.ingredients} | {f"class:{c}" for c in m.classes}
     found |= {f"value:{float(n):g} {u.lower().rstrip('s')}" for n, u in _THRESHOLD.findall(text)}
     return frozenset(found)
