@@ -1,6 +1,6 @@
 """Time the deterministic protocol assessment per patient, optionally against an earlier commit.
 
-Workloads (the same patients for every tree):
+Workloads (the same patients for every tree: this checkout's, handed to each):
 - samples: the bundled sample patients, cycled; parse + assess (raw dict ->
   Assessment, what an integrator pays) and assess only (validated Patient ->
   ProtocolResult). Text matching is cached across runs, as in a warm server.
@@ -62,23 +62,30 @@ def _stats(ns: list[int]) -> tuple[float, float]:
     return statistics.median(ordered) / 1000, ordered[int(0.95 * (len(ordered) - 1))] / 1000
 
 
-def worker(runs: int) -> dict[str, dict[str, float]]:
+def patients() -> dict[str, list[dict]]:
+    """The benchmark's patients, from this checkout's samples: every tree is timed on these."""
+    from clinreason.samples import load_sample, sample_index
+
+    base = load_sample("uncomplicated")
+    return {"samples": [load_sample(n) for n in sample_index()],
+            "fifty": [_patient(FIFTY_MEDS, base)], "hard": [_patient(HARD_ENTRIES, base)]}
+
+
+def worker(runs: int, given: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     """Run every workload in this process (whichever clinreason is on sys.path) and return figures in us."""
     from clinreason import assess
     from clinreason.assessment import assess_deterministic, validate
     from clinreason.knowledge import formulary
-    from clinreason.samples import load_sample, sample_index
 
     clear = formulary._match_cached.cache_clear
-    raw = [load_sample(n) for n in sample_index()]
+    raw = given["samples"]
     parsed = [validate(p) for p in raw]
-    base = load_sample("uncomplicated")
     workloads = {
         "samples: parse + assess": (raw, lambda d, p: assess(d, mode="deterministic"), False),
         "samples: assess only": (parsed, lambda d, p: assess_deterministic(p), False),
         "samples: assess only, cold match": (parsed, lambda d, p: assess_deterministic(p), True),
-        "50 medications, cold match": ([validate(_patient(FIFTY_MEDS, base))], lambda d, p: assess_deterministic(p), True),
-        "misspelt / unknown entries, cold match": ([validate(_patient(HARD_ENTRIES, base))], lambda d, p: assess_deterministic(p), True),
+        "50 medications, cold match": ([validate(p) for p in given["fifty"]], lambda d, p: assess_deterministic(p), True),
+        "misspelt / unknown entries, cold match": ([validate(p) for p in given["hard"]], lambda d, p: assess_deterministic(p), True),
     }
     for p in raw:  # warm the profile, formulary and term index (and any lazy spelling index)
         assess(p, mode="deterministic")
@@ -107,10 +114,10 @@ def _export(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def _run_worker(src: Path, runs: int) -> dict[str, dict[str, float]]:
+def _run_worker(src: Path, runs: int, patients_file: Path) -> dict[str, dict[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(src), "CLINREASON_DATA_DIR": tempfile.mkdtemp(prefix="bench-det-")}
-    r = subprocess.run([sys.executable, __file__, "--worker", "--runs", str(runs)], env=env, capture_output=True, text=True,
-                       check=True, cwd=tempfile.gettempdir())
+    r = subprocess.run([sys.executable, __file__, "--worker", "--runs", str(runs), "--patients", str(patients_file)], env=env,
+                       capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -118,10 +125,13 @@ def compare(rev: str, runs: int, rounds: int) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-base-") as tmp:
         trees = {rev: _export(rev, Path(tmp)), "working tree": ROOT / "src"}
+        given = Path(tmp) / "patients.json"
+        given_text = json.dumps(patients()["samples"])
+        given.write_text(json.dumps(patients()))
         results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
         for r in range(rounds):
             for name, src in trees.items():
-                results[name].append(_run_worker(src, runs))
+                results[name].append(_run_worker(src, runs, given))
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     load_after = os.getloadavg()
     names = list(results)
@@ -130,7 +140,8 @@ def compare(rev: str, runs: int, rounds: int) -> None:
     def med(name: str, w: str, key: str) -> float:
         return statistics.median(run[w][key] for run in results[name])
 
-    print(f"deterministic assess: {rev} vs working tree, {rounds} interleaved rounds x {runs} runs per workload")
+    print(f"deterministic assess: {rev} vs working tree, {rounds} interleaved rounds x {runs} runs per workload, "
+          f"{len(json.loads(given_text))} sample patients")
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)\n")
     print(f"| workload | {names[0]} p50 / p95 / CPU (us) | working tree p50 / p95 / CPU (us) | ratio (CPU) |")
     print("|---|---|---|---|")
@@ -145,13 +156,14 @@ def main() -> None:
     ap.add_argument("--compare", metavar="REV", help="also run this git revision's src/, interleaved, and compare")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--patients", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.runs)))
+        print(json.dumps(worker(args.runs, json.loads(args.patients.read_text()))))
     elif args.compare:
         compare(args.compare, args.runs, args.rounds)
     else:
-        for name, f in worker(args.runs).items():
+        for name, f in worker(args.runs, patients()).items():
             print(f"  {name:42s} p50 {f['p50']:8.1f} us   p95 {f['p95']:8.1f} us   CPU {f['cpu']:8.1f} us")
 
 

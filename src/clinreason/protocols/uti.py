@@ -176,6 +176,20 @@ def _exposures(meds: list[DrugMatch], recent: list[DrugMatch]) -> list[tuple[str
     return [("recent antibiotic", m) for m in recent] + [("current medication", m) for m in meds if m.antibacterial]
 
 
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _touched_by_unknown(profile: Profile, formulary: Formulary) -> dict[str, tuple[list[str], str]]:
+    """Per input field: the agents an unknown entry there could exclude, and why."""
+    order = profile.agent_order
+    return {
+        "history.meds": ([a for a in order if any(a in r.excludes for r in formulary.interactions)], "might be an interacting drug"),
+        "history.allergies": (list(order), "might be an allergy to an agent"),
+        "history.recent_antibiotics": ([a for a in order if formulary.agents[a].recent_use_excluded_by], "might be recent use of an agent"),
+    }
+
+
 def unverified_entries(profile: Profile, formulary: Formulary, meds: list[DrugMatch], allergies: list[DrugMatch],
                        recent: list[DrugMatch]) -> list[UnverifiedEntry]:
     """Every unrecognised entry, with the agents whose exclusions it could change.
@@ -183,12 +197,9 @@ def unverified_entries(profile: Profile, formulary: Formulary, meds: list[DrugMa
     An unknown medication might be any interacting drug, so it touches the agents
     that some interaction rule excludes; an unknown allergy might be to any agent;
     an unknown recent antibiotic might be any agent with a recent-use exclusion."""
-    order = profile.agent_order
-    touched = {
-        "history.meds": ([a for a in order if any(a in r.excludes for r in formulary.interactions)], "might be an interacting drug"),
-        "history.allergies": (list(order), "might be an allergy to an agent"),
-        "history.recent_antibiotics": ([a for a in order if formulary.agents[a].recent_use_excluded_by], "might be recent use of an agent"),
-    }
+    if all(m.recognized for group in (meds, allergies, recent) for m in group):
+        return []  # the usual case: nothing to do
+    touched = _touched_by_unknown(profile, formulary)
     out = []
     for path, entries in (("history.meds", meds), ("history.allergies", allergies), ("history.recent_antibiotics", recent)):
         agents, risk = touched[path]
@@ -196,7 +207,7 @@ def unverified_entries(profile: Profile, formulary: Formulary, meds: list[DrugMa
             if m.recognized or not agents:
                 continue
             unknown = f"{', '.join(repr(w) for w in m.unknown_words)} not in the formulary" if m.unknown_words else "nothing in it is in the formulary"
-            names = ", ".join(formulary.agents[a].name for a in agents)
+            names = _and([formulary.agents[a].name for a in agents])
             out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, agents=agents,
                                        reason=f"not recognised ({unknown}): it {risk}, so {names} cannot be verified"))
     return out
