@@ -106,7 +106,7 @@ class Pipeline:
         if snapshot.values.get("status") != "awaiting_signoff" or "signoff" not in snapshot.next:
             raise NotAwaitingSignoff(f"assessment {assessment_id} is {snapshot.values.get('status')!r}, not awaiting sign-off")
         payload = {"action": action, "prescriber_id": prescriber_id, "comment": comment, "agent": agent, "signed_at": _now(),
-                   "acknowledged": list(acknowledged or [])}
+                   "acknowledged": [] if acknowledged is None else acknowledged}  # a bare string is refused, not split
         validate_signoff(payload, snapshot.values)  # refuse before touching the graph
         return self._drive(Command(resume=payload), assessment_id, progress)
 

@@ -131,5 +131,26 @@ def test_a_verified_plan_needs_no_acknowledgement_even_with_unknown_entries(offl
 
     a = offline_pipeline.run(make_patient(history={"meds": [UNKNOWN_MED], "allergies": ["nitrofurantoin"]}))
     assert a.plan.agent == "fosfomycin" and a.plan.blocking_checks == []  # passed over the unverified agents
+    assert len(a.rounds) == 1 and a.rounds[0].proposal.agent == "fosfomycin"  # the doctor does not propose an unverified agent
     assert "## Blocking checks" not in a.report_markdown
     assert offline_pipeline.signoff(a.id, "approve", "RPh-3").status == "final"
+
+
+def test_signoff_judges_a_fresh_evaluation_not_the_stored_result():
+    """A record from before a rule changed (or altered in the store) that shows no blocking
+    checks does not let an unverified plan through: sign-off re-evaluates the patient."""
+    from clinreason import assess
+    from clinreason.graph.nodes import UnacknowledgedChecks, validate_signoff
+    from clinreason.graph.safety import treat_plan
+    from clinreason.protocols.patient import parse_patient
+
+    a = assess(_only_unverified_left(), mode="deterministic")
+    stale = a.protocol.model_copy(update={"unverified_entries": [], "blocking_checks": [],
+                                          "agents": [ev.model_copy(update={"unverified_by": []}) for ev in a.protocol.agents]})
+    plan = treat_plan(stale, "tmp_smx", "agreed", "agents")
+    assert plan.blocking_checks == []  # what the old record says
+    state = {"patient": parse_patient(_only_unverified_left()).model_dump(mode="json"), "protocol": stale.model_dump(mode="json"),
+             "gate": {"passed": True, "vetoes": [], "plan": plan.model_dump(mode="json")}}
+    with pytest.raises(UnacknowledgedChecks):
+        validate_signoff({"action": "approve", "prescriber_id": "RPh-1"}, state)
+    assert validate_signoff({"action": "approve", "prescriber_id": "RPh-1", "acknowledged": [UNKNOWN_MED]}, state).acknowledged == [UNKNOWN_MED]

@@ -189,3 +189,22 @@ def test_no_name_the_second_source_knows_reads_as_a_safer_drug():
             wrong.append((name, ingredient, m.drugs))
     assert not wrong, wrong
     assert known / len(names) >= 0.75, f"{known}/{len(names)}"  # the rest are chemical names and rare foreign brands
+
+
+def test_no_name_of_another_drug_is_verified_through_a_spelling_guess():
+    """The reverse oracle: of the 25,000 single-word names in the independent dictionary, those our
+    formulary reads through a spelling guess (about 400, many of them other drugs: Rapamycin read as
+    Garamycin) never leave TMP-SMX or trimethoprim verified: the guess excludes, or the agent stays
+    unverified."""
+    from drug_named_entity_recognition import drugs_finder
+    from patients import make_patient
+
+    from clinreason import assess
+
+    names = sorted({n for n in drugs_finder.d["drug_variant_to_canonical"] if n.isalpha() and n.isascii() and len(n) >= 5})
+    guessed = [n for n in names if F.match(n).spelling_corrections]
+    assert len(guessed) > 100
+    verified = [(n, ev.agent) for n in guessed
+                for ev in assess(make_patient(history={"meds": [n]}), mode="deterministic").protocol.agents
+                if ev.agent in ("tmp_smx", "trimethoprim") and ev.verified]
+    assert not verified, verified[:10]

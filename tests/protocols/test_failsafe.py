@@ -142,7 +142,8 @@ def test_current_nitrofurantoin_excludes_it():
         ({"history": {"meds": ["Apo-Triazide 50/25"], **NITRO_ALLERGY}}, {"trimethoprim": "EX-HYPERKALEMIA"}, "fosfomycin"),
         ({"history": {"meds": ["Triazide"], **NITRO_ALLERGY}}, {"trimethoprim": "EX-HYPERKALEMIA"}, "fosfomycin"),
         ({"history": {"meds": ["ramipril5mg daily"], **NITRO_ALLERGY}}, {"trimethoprim": "EX-HYPERKALEMIA"}, "fosfomycin"),
-        ({"history": {"meds": ["wafarin"], **NITRO_ALLERGY}}, {"tmp_smx": "EX-WARFARIN"}, "trimethoprim"),
+        # a guess excludes what it names; trimethoprim, which it does not exclude, stays unverified
+        ({"history": {"meds": ["wafarin"], **NITRO_ALLERGY}}, {"tmp_smx": "EX-WARFARIN"}, "fosfomycin"),
         ({"history": {"allergies": ["Bactrin", "Macrobid"]}}, {"tmp_smx": "EX-ALLERGY", "trimethoprim": "EX-ALLERGY"}, "fosfomycin"),
         ({"history": {"allergies": ["Septrin", "Macrobid"]}}, {"tmp_smx": "EX-ALLERGY", "trimethoprim": "EX-ALLERGY"}, "fosfomycin"),
         ({"history": {"allergies": ["Monural"]}}, {"fosfomycin": "EX-ALLERGY"}, "nitrofurantoin"),
@@ -207,3 +208,56 @@ def test_an_added_entry_never_yields_an_unverified_agent_while_a_verified_one_ex
         assert {c.field for c in p.blocking_checks} == set(chosen.unverified_by) != set()
     # what is recommended is always the first agent the rule lets a plan use
     assert a.recommendation.agent == p.selectable_agents[0]
+
+
+# --- found in review: each read silently wrong before -----------------------------------------
+def test_a_word_in_another_script_is_unknown_not_dropped():
+    a, p = run(history={"meds": ["Metformin 500 mg; \u0412\u0430\u0440\u0444\u0430\u0440\u0438\u043d 5 mg"], **NITRO_ALLERGY})
+    assert not p.medications[0].recognized and p.medications[0].unknown_words == ["\u0432\u0430\u0440\u0444\u0430\u0440\u0438\u043d"]
+    assert a.recommendation.agent == "fosfomycin" and not p.agent("tmp_smx").verified
+
+
+def test_food_words_name_nothing_in_a_medication_line():
+    # "with food" is an allergen only in an allergy entry
+    a, p = run(history={"meds": ["1 tab twice daily with food"], **NITRO_ALLERGY})
+    assert not p.medications[0].recognized and a.recommendation.agent == "fosfomycin"
+    _, p = run(history={"allergies": ["food (hives)"]})
+    assert p.allergies[0].recognized and p.unverified_entries == []
+
+
+def test_a_spelling_guess_leaves_what_it_does_not_exclude_unverified():
+    # sirolimus spelt "Rapamycin" is one edit from Garamycin (gentamicin): the guess excludes nothing
+    a, p = run(history={"meds": ["Rapamycin 2 mg daily"], **NITRO_ALLERGY})
+    [entry] = p.unverified_entries
+    assert entry.agents == ["tmp_smx", "trimethoprim"] and "spelling guess" in entry.reason
+    assert a.recommendation.agent == "fosfomycin"
+    # a guess that excludes everything it could touch is as good as the name
+    _, p = run(history={"meds": ["spironolacton 25 mg"], **NITRO_ALLERGY})
+    assert p.unverified_entries == []
+
+
+def test_a_misspelt_immunosuppressant_still_refers():
+    a, _ = run(history={"meds": ["Tacrolimis 2 mg bid"]})
+    assert a.decision is Decision.refer_complicated
+
+
+def test_a_recent_antibiotic_entry_that_names_no_antibiotic_is_not_trusted():
+    _, p = run(history={"antibiotics_last_90d": True, "recent_antibiotics": ["Tylenol"]})
+    assert [e.field for e in p.unverified_entries] == ["history.recent_antibiotics[0]"]
+    assert "names no antibiotic" in p.unverified_entries[0].reason
+
+
+@pytest.mark.parametrize(("text", "unknown"), [("Co-Atacand 16/12.5", "co"), ("thiazides", "thiazides")])
+def test_combination_markers_and_class_plurals_are_not_guessed_away(text, unknown):
+    _, p = run(history={"meds": [text]})
+    assert unknown in p.medications[0].unknown_words and not p.medications[0].recognized
+
+
+def test_salt_words_are_not_guessed_into_drugs():
+    _, p = run(age=70, egfr_mL_min=60.0, history={"meds": ["Sodium chloride 1 g tablets"]})
+    assert p.medications[0].drugs == [] and p.agent("tmp_smx").exclusions == []
+
+
+def test_a_very_long_word_is_unknown_without_a_spelling_search():
+    _, p = run(history={"meds": ["x" * 190]})
+    assert p.medications[0].unknown_words == ["x" * 190] and p.medications[0].spelling_corrections == []

@@ -109,10 +109,14 @@ class RulesDoctor:
         claims = _criteria_claims(ctx)
         skipped: list[Claim] = []
         order = sorted(ctx.protocol.agents, key=lambda ev: (ev.agent != suggested, ev.rank))
+        selectable = ctx.protocol.selectable_agents
         for ev in order:
             own = [x for x in ev.exclusions if x.rule_id in DOCTOR_CHECKS]
             if own:
                 skipped.append(_exclusion_claim(ctx, ev.agent, own[0]))
+                continue
+            if ev.allowed and ev.agent not in selectable:  # unverified while a verified agent remains
+                skipped.append(unverified_claim(ctx, ev.agent))
                 continue
             if ev.agent in rejected:
                 skipped.append(Claim(text=f"{ctx.agent_name(ev.agent)} was ruled out in the pharmacist's review.", citations=[]))

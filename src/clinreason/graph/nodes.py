@@ -98,7 +98,9 @@ def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
         raw_acks = []
     acknowledged = [clean_text(a) for a in raw_acks]
     agent = payload.get("agent")
-    protocol = protocol_of(state)
+    # Judged on a fresh evaluation, not the stored result: a record written before a rule
+    # changed (or tampered with) must not approve what the protocol now holds back.
+    protocol = assess_deterministic(patient_of(state))
     allowed = protocol.allowed_agents
     if action == "amend":
         if not agent:
@@ -110,8 +112,9 @@ def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
     elif agent is not None:
         errors["agent"] = "only an amendment names an agent"
     checks: list[UnverifiedEntry] = []
-    if action == "approve":
-        checks = gate_of(state).plan.blocking_checks
+    plan = gate_of(state).plan
+    if action == "approve" and plan.action == "treat" and plan.agent:
+        checks = protocol.checks_for(plan.agent)
     elif action == "amend" and agent in allowed:
         checks = protocol.checks_for(agent)
     known = {_ack_key(c.entry) for c in checks} | {_ack_key(c.field) for c in checks}
@@ -237,7 +240,7 @@ class Nodes:
         signoff = validate_signoff(payload, s)
         plan = gate.plan
         if signoff.action == "amend" and signoff.agent:
-            plan = treat_plan(protocol_of(s), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")
+            plan = treat_plan(assess_deterministic(patient_of(s)), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")
         elif signoff.action == "reject":
             plan = Plan(action="rejected", reason=f"rejected by prescriber {signoff.prescriber_id}", decided_by="prescriber")
         return {"signoff": signoff.model_dump(), "gate": GateResult(passed=gate.passed, vetoes=gate.vetoes, plan=plan).model_dump()}

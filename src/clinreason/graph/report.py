@@ -114,7 +114,7 @@ def _blocking_checks(gate: GateResult, signoff: Signoff | None, refs: _Refs, pro
         L.append(f"- Acknowledged by prescriber {clean(signoff.prescriber_id)}: {', '.join(clean(repr(a)) for a in signoff.acknowledged)}.")
     else:
         L.append("- Sign-off approval is refused until the prescriber acknowledges each entry "
-                 "(`clinreason signoff ID --action approve --acknowledge ENTRY`, or `acknowledged` in the API body).")
+                 "(`clinreason signoff ID --action approve --prescriber ID --acknowledge ENTRY`, or `acknowledged` in the API body).")
     return [*L, ""]
 
 

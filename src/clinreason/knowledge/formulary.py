@@ -47,6 +47,7 @@ class DrugClass(BaseModel):
     name: str
     antibacterial: bool = False  # a current antibiotic in the medication list counts as recent use
     allergy_class: bool = False  # an allergy to any drug of the class is an allergy to the class ("sulfa")
+    patient_factor: bool = False  # the class decides a complicating factor or a flag (immunosuppressants, steroids)
     terms: list[str] = Field(default_factory=list)
 
 
@@ -114,13 +115,16 @@ class Formulary:
             self._terms(), self.maker_prefixes,
             known_words=[w for group in self.words.get("annotation", {}).values() for w in group],
             nil=self.words.get("nil", []),
+            glued_forms=self.words.get("glued_forms", []),
+            combination_words=self.words.get("combination_words", []),
             same_product=lambda a, b: self._ingredients[a] == self._ingredients[b],
             guess_ok=self.relevant,
         )
 
     def relevant(self, drug_id: str) -> bool:
         """Whether the protocol's rules can act on this drug: an interaction rule, an agent's
-        ingredient (allergy, recent use), or an antibiotic. A spelling guess is trusted only then."""
+        ingredient (allergy, recent use), an antibiotic, or a class that refers or flags
+        (immunosuppressant, systemic steroid). A spelling guess is made only to such a drug."""
         return drug_id in self._relevant
 
     @cached_property
@@ -131,6 +135,7 @@ class Formulary:
             d for d, ingredients in self._ingredients.items()
             if any(self._classes[d] & classes or ingredients & drugs for classes, drugs in rules)
             or ingredients & agent_ingredients or any(self.classes[c].antibacterial for c in self._classes[d])
+            or any(self.classes[c].patient_factor for c in self._classes[d])
         )
 
     def _terms(self) -> list[Term]:
@@ -185,17 +190,18 @@ class Formulary:
         return self.classes[class_id].name
 
     # --- free-text matching ---------------------------------------------
-    def match(self, text: str) -> DrugMatch:
-        """What a free-text medication, allergy or antibiotic entry refers to (with spelling tolerance)."""
-        return _match_cached(self, text)
+    def match(self, text: str, *, allergy: bool = False) -> DrugMatch:
+        """What a free-text medication, allergy (`allergy=True`: non-drug allergens count) or
+        antibiotic entry refers to, with spelling tolerance."""
+        return _match_cached(self, text, allergy)
 
     def find(self, text: str) -> DrugMatch:
         """The drugs and classes a piece of prose names (a question, a passage, an agent's sentence):
         exact terms only, no spelling guesses, so scanning a passage costs no edit-distance search."""
         return _find_cached(self, text)
 
-    def match_all(self, texts: Iterable[str]) -> list[DrugMatch]:
-        return [self.match(t) for t in texts]
+    def match_all(self, texts: Iterable[str], *, allergy: bool = False) -> list[DrugMatch]:
+        return [self.match(t, allergy=allergy) for t in texts]
 
     def agents_named(self, text: str) -> tuple[str, ...]:
         """Protocol agents whose product the text names, in formulary order.
@@ -211,8 +217,8 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 
 
 @lru_cache(maxsize=8192)
-def _match_cached(formulary: Formulary, text: str) -> DrugMatch:
-    return _to_match(formulary, text, formulary.recognizer.scan(text))
+def _match_cached(formulary: Formulary, text: str, allergy: bool = False) -> DrugMatch:
+    return _to_match(formulary, text, formulary.recognizer.scan(text, allergy=allergy))
 
 
 @lru_cache(maxsize=8192)

@@ -25,23 +25,23 @@ split, so "ramipril5mg" is "ramipril 5 mg"):
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import regex
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from clinreason.hygiene import clean_text, fold_for_matching
 
-_WORDS = re.compile(r"[a-z]+|[0-9]+")
+# Any letters, not only a-z: a word in another script must be seen (and then not recognised),
+# never dropped as if it were punctuation.
+_WORDS = regex.compile(r"\p{L}+|\d+")
 _SHORT = 2  # words this short (units such as "mg", "q", "h") are never drug names here
 _MIN_GLUED_REST = 4
 _MIN_GLUED_PREFIX = 3  # "nu"+"toprol" would read a typo of Dutoprol as Nu-Toprol: two-letter prefixes only with a hyphen or space
-# Strength and release suffixes written onto a name ("SeptraDS", "MetoprololSR"); only these,
-# so a longer word is never cut into a name plus an ordinary word.
-_GLUED_FORMS = frozenset({"ds", "ss", "sr", "xr", "xl", "er", "cr", "la", "cd", "ec", "odt"})
 
 
 def match_words(text: str) -> tuple[str, ...]:
@@ -87,9 +87,14 @@ class Recognizer:
     """Term index over the formulary data; `scan` is pure and its callers cache it."""
 
     def __init__(self, terms: Iterable[Term], prefixes: Iterable[str], known_words: Iterable[str],
-                 nil: Iterable[str], same_product: Callable[[str, str], bool], guess_ok: Callable[[str], bool]):
+                 nil: Iterable[str], glued_forms: Iterable[str], combination_words: Iterable[str],
+                 same_product: Callable[[str, str], bool], guess_ok: Callable[[str], bool]):
         self.prefixes = frozenset(prefixes)
         self.known = frozenset(known_words)
+        # Strength and release suffixes written onto a name ("SeptraDS"); only these, so a
+        # longer word is never cut into a name plus an ordinary word ("lopresor" + "etc").
+        self.glued_forms = frozenset(glued_forms)
+        self.combination_words = frozenset(combination_words)  # always unknown outside a term
         self.nil = frozenset(match_words(p) for p in nil)
         self._same_product = same_product
         self._guess_ok = guess_ok
@@ -115,9 +120,12 @@ class Recognizer:
             words[0]: term.target for words, term in seen.items()
             if term.kind == "drug" and len(words) == 1 and not term.maker_only and words[0].isalpha()
         }
+        self._longest = max(map(len, self._fuzzy_target), default=0)
+        # A word nearer to a class word than to any drug is not guessed ("thiazides").
+        self._class_words = sorted(w[0] for w, t in seen.items() if t.kind == "class" and len(w) == 1)
 
     @cached_property
-    def _deletions(self) -> dict[str, tuple[str, ...]]:
+    def _deletion_index(self) -> dict[str, tuple[str, ...]]:
         """Built on the first misspelt word (about 0.2 s), not at load: most entries never need it.
         The API builds it at start-up (`warm`)."""
         index: dict[str, list[str]] = defaultdict(list)
@@ -129,7 +137,7 @@ class Recognizer:
 
     def warm(self) -> None:
         """Build the lazy spelling index now (server start-up), so no request pays for it."""
-        _ = self._deletions
+        _ = self._deletion_index
 
     # --- pieces ------------------------------------------------------------------
     def _term_at(self, words: tuple[str, ...], i: int, after_prefix: bool) -> Term | None:
@@ -157,30 +165,34 @@ class Recognizer:
             if word[:cut] in self.prefixes and (term := self._single(word[cut:])):
                 return term
         for cut in range(_MIN_GLUED_REST, len(word) - 1):
-            if word[cut:] in _GLUED_FORMS and (term := self._single(word[:cut], maker_only_ok=False)):
+            if word[cut:] in self.glued_forms and (term := self._single(word[:cut], maker_only_ok=False)):
                 return term
         return None
 
     def fuzzy(self, word: str) -> str | None:
         """The drug term a misspelt word stands for, or None when none is near or the nearest disagree."""
         limit = max_edits(word)
-        if limit == 0:
-            return None
-        candidates = {c for v in _deletions(word, limit) for c in self._deletions.get(v, ())}
+        if limit == 0 or not word.isascii() or len(word) > self._longest + limit:
+            return None  # a long word costs cubic time to expand and is no name anyway
+        candidates = {c for v in _deletions(word, limit) for c in self._deletion_index.get(v, ())}
         hits = [(c, d) for c in sorted(candidates) if (d := OSA.distance(word, c, score_cutoff=limit)) <= limit]
         best_d = min((d for _, d in hits), default=None)
         best = [cand for cand, d in hits if d == best_d]
         if not best:
             return None
+        if best_d > 1 and process.extractOne(word, self._class_words, scorer=OSA.distance, score_cutoff=best_d - 1) is not None:
+            return None  # nearer to a class word: "thiazides" (1 from thiazide) is not Triazide (2)
         first = self._fuzzy_target[best[0]]
         if all(self._same_product(first, self._fuzzy_target[c]) for c in best[1:]):
             return best[0]
         return None  # two different products equally near: do not guess
 
     # --- the scan -----------------------------------------------------------------------
-    def scan(self, text: str, tolerant: bool = True) -> Scan:
+    def scan(self, text: str, tolerant: bool = True, allergy: bool = False) -> Scan:
         """`tolerant`: apply spelling tolerance (patient entries). Prose (questions, passages,
-        agent sentences) is scanned exactly: its misspellings are spelling.py's job."""
+        agent sentences) is scanned exactly: its misspellings are spelling.py's job.
+        `allergy`: non-drug allergens (latex, peanuts) count only in an allergy entry; in a
+        medication line "with food" names nothing."""
         words = match_words(text)
         out = Scan()
         letters = tuple(w for w in words if not w.isdigit())
@@ -193,8 +205,10 @@ class Recognizer:
             term, advance = self._split_word(words, i), 2
             if term is None:
                 term = self._term_at(words, i, after_prefix)
+                if term is not None and term.kind == "non_drug" and not allergy:
+                    term = None
                 advance = len(term.words) if term else 1
-            if term is None and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
+            if term is None and w.isascii() and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
                 term = self._glued(w)
                 if term is None and tolerant and (fixed := self.fuzzy(w)) is not None:
                     guess = next(t for t in self.index[fixed] if t.words == (fixed,))
@@ -207,7 +221,8 @@ class Recognizer:
                 after_prefix = False
                 continue
             after_prefix = w in self.prefixes
-            if not (w.isdigit() or after_prefix or w in self.known or len(w) <= _SHORT):
-                out.unknown.append(w)
+            ignorable = w.isdigit() or after_prefix or w in self.known or len(w) <= _SHORT
+            if not w.isascii() or w in self.combination_words or not ignorable:
+                out.unknown.append(w)  # a word in another script is never a name we know
             i += 1
         return out

@@ -190,26 +190,58 @@ def _touched_by_unknown(profile: Profile, formulary: Formulary) -> dict[str, tup
     }
 
 
-def unverified_entries(profile: Profile, formulary: Formulary, meds: list[DrugMatch], allergies: list[DrugMatch],
-                       recent: list[DrugMatch]) -> list[UnverifiedEntry]:
-    """Every unrecognised entry, with the agents whose exclusions it could change.
+def _excluded_by(m: DrugMatch, path: str, patient: Patient, formulary: Formulary) -> set[str]:
+    """The agents this one entry excludes by itself (interactions, or recent use of an agent)."""
+    out: set[str] = set()
+    if path == "history.meds":
+        for rule in formulary.interactions:
+            if (rule.min_age is None or patient.age >= rule.min_age) and (
+                    set(m.ingredients) & set(rule.drugs) or set(m.classes) & set(rule.classes)):
+                out.update(rule.excludes)
+    if path == "history.recent_antibiotics" or m.antibacterial:
+        out.update(a for a, info in formulary.agents.items()
+                   if any(formulary.ingredients_of(p) <= set(m.ingredients) for p in info.recent_use_excluded_by))
+    return out
+
+
+def _doubt(m: DrugMatch, path: str, agents: list[str], patient: Patient, formulary: Formulary) -> tuple[list[str], str] | None:
+    """The agents an entry leaves unverified, and why; None when it is trusted.
+
+    Not recognised: every agent it could touch. A recent antibiotic that names no antibiotic
+    ("Tylenol"): the same. A medication or recent antibiotic read through a spelling guess:
+    its guessed drug still excludes, and the agents the guess does not exclude stay unverified
+    (the word may be another drug). Allergy guesses are trusted, as the protocol says."""
+    if not m.recognized:
+        unknown = f"{', '.join(repr(w) for w in m.unknown_words)} not in the formulary" if m.unknown_words else "nothing in it is in the formulary"
+        return agents, f"not recognised ({unknown})"
+    if path == "history.recent_antibiotics" and not (m.antibacterial or m.non_drug == ["none"]):
+        return agents, "names no antibiotic"
+    if m.spelling_corrections and path != "history.allergies":
+        left = [a for a in agents if a not in _excluded_by(m, path, patient, formulary)]
+        if left:
+            return left, f"read by a spelling guess ({'; '.join(m.spelling_corrections)}), not an exact name"
+    return None
+
+
+def unverified_entries(patient: Patient, profile: Profile, formulary: Formulary, meds: list[DrugMatch],
+                       allergies: list[DrugMatch], recent: list[DrugMatch]) -> list[UnverifiedEntry]:
+    """Every entry that is not trusted, with the agents whose exclusions it could change.
 
     An unknown medication might be any interacting drug, so it touches the agents
     that some interaction rule excludes; an unknown allergy might be to any agent;
     an unknown recent antibiotic might be any agent with a recent-use exclusion."""
-    if all(m.recognized for group in (meds, allergies, recent) for m in group):
-        return []  # the usual case: nothing to do
     touched = _touched_by_unknown(profile, formulary)
     out = []
     for path, entries in (("history.meds", meds), ("history.allergies", allergies), ("history.recent_antibiotics", recent)):
         agents, risk = touched[path]
         for i, m in enumerate(entries):
-            if m.recognized or not agents:
+            doubt = _doubt(m, path, agents, patient, formulary) if agents else None
+            if doubt is None:
                 continue
-            unknown = f"{', '.join(repr(w) for w in m.unknown_words)} not in the formulary" if m.unknown_words else "nothing in it is in the formulary"
-            names = _and([formulary.agents[a].name for a in agents])
-            out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, agents=agents,
-                                       reason=f"not recognised ({unknown}): it {risk}, so {names} cannot be verified"))
+            left, why = doubt
+            names = _and([formulary.agents[a].name for a in left])
+            out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, agents=left,
+                                       reason=f"{why}: it {risk}, so {names} cannot be verified"))
     return out
 
 
@@ -378,15 +410,15 @@ def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> Prot
     """Run the protocol for one validated patient."""
     h = patient.history
     meds = formulary.match_all(h.meds)
-    allergies = formulary.match_all(h.allergies)
+    allergies = formulary.match_all(h.allergies, allergy=True)
     recent = formulary.match_all(h.recent_antibiotics)
-    unverified = unverified_entries(profile, formulary, meds, allergies, recent)
+    unverified = unverified_entries(patient, profile, formulary, meds, allergies, recent)
     agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent, unverified)
     decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
     blocking: list[UnverifiedEntry] = []
     if decision is Decision.recommend_treatment:
-        chosen = _choose(agents)
+        chosen = _choose(agents)  # the agent _decide named in TX-FIRST-SAFE-AGENT
         assert chosen is not None  # recommend_treatment means an allowed agent exists
         recommendation = profile.regimen(chosen.agent)
         others = sorted((a for a in agents if a.allowed and a is not chosen), key=lambda a: (not a.verified, a.rank))
