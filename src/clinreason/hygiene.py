@@ -78,6 +78,8 @@ def mixed_script_words(text: str) -> list[str]:
 
 def fold_for_matching(text: str) -> str:
     """Lower case without accents: "Triméthoprime" and "trimethoprime" match the same term."""
+    if text.isascii():
+        return text.lower()  # the same as casefold for ASCII, and nothing to decompose
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 

@@ -108,6 +108,8 @@ class Recognizer:
                 seen[term.words] = term
         for term in seen.values():
             self.index[term.words[0]].append(term)
+        # One-word drug terms by word, for the joined-word, glued and guessed lookups.
+        self._single_drug = {w[0]: t for w, t in seen.items() if t.kind == "drug" and len(w) == 1}
         for bucket in self.index.values():
             bucket.sort(key=lambda t: -len(t.words))
         clash = sorted(self.prefixes & {w for w, b in self.index.items() if any(len(t.words) == 1 for t in b)})
@@ -149,15 +151,13 @@ class Recognizer:
     def _split_word(self, words: tuple[str, ...], i: int) -> Term | None:
         """A drug name broken by a stray space ("warf arin", an NBSP inside "lisi nopril"): the two
         pieces joined are one drug term. Tried first, so "sulfa methoxazole" is not read as "sulfa"."""
-        if i + 1 >= len(words) or not (words[i].isalpha() and words[i + 1].isalpha()):
+        if i + 1 >= len(words) or words[i].isdigit() or words[i + 1].isdigit():
             return None
         return self._single(words[i] + words[i + 1], maker_only_ok=False)
 
     def _single(self, word: str, maker_only_ok: bool = True) -> Term | None:
-        term = next((t for t in self.index.get(word, ()) if t.words == (word,)), None)
-        if term is None or term.kind != "drug" or (term.maker_only and not maker_only_ok):
-            return None
-        return term
+        term = self._single_drug.get(word)
+        return None if term is None or (term.maker_only and not maker_only_ok) else term
 
     def _glued(self, word: str) -> Term | None:
         """A prefix or a form word written together with the name: "apohydro", "tevalisinopril", "septrads"."""
@@ -211,7 +211,7 @@ class Recognizer:
             if term is None and w.isascii() and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
                 term = self._glued(w)
                 if term is None and tolerant and (fixed := self.fuzzy(w)) is not None:
-                    guess = next(t for t in self.index[fixed] if t.words == (fixed,))
+                    guess = self._single_drug[fixed]
                     if self._guess_ok(guess.target):
                         term = guess
                         out.corrections.append(f"{w} -> {fixed}")
