@@ -225,8 +225,6 @@ def errors_from_validation(exc: ValidationError) -> list[FieldError]:
             field = _CONTRADICTION_FIELDS.get(msg)
             if field:
                 path = f"{path}.{field}" if path != "(root)" else field
-        elif err["type"] == "mixed_script":
-            pass  # the message names the entry and the words
         elif err["type"] == "missing":
             msg = "required field is missing"
         key = (path, msg)
