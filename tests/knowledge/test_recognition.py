@@ -45,8 +45,7 @@ INTERACTING_DRUGS = {d for rule in F.interactions for d in rule.drugs}
 
 def _interacting(drug_id: str) -> frozenset[str]:
     """The interaction rules a drug entry triggers (by class or by ingredient)."""
-    return frozenset(r.rule_id for r in F.interactions
-                     if F.classes_of(drug_id) & set(r.classes) or F.ingredients_of(drug_id) & set(r.drugs))
+    return frozenset(r.rule_id for r in F.interactions if r.triggered_by(F.ingredients_of(drug_id), F.classes_of(drug_id)))
 
 
 INTERACTING_NAMES = sorted({

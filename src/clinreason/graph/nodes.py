@@ -23,7 +23,6 @@ from clinreason.agents.models import (
 from clinreason.assessment import assess_deterministic, input_hash
 from clinreason.config import Settings
 from clinreason.graph.citations import CitationStats, check_claim
-from clinreason.hygiene import clean_text, mixed_script_message
 from clinreason.graph.evidence import gather_evidence
 from clinreason.graph.report import Signoff, render_report
 from clinreason.graph.safety import GateResult, Plan, safety_gate, treat_plan
@@ -39,6 +38,7 @@ from clinreason.graph.state import (
     referral_of,
     rounds_of,
 )
+from clinreason.hygiene import clean_text, mixed_script_message
 from clinreason.knowledge.chunking import Chunk, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.formulary import load_formulary

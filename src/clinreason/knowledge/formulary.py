@@ -87,6 +87,10 @@ class InteractionRule(BaseModel):
     # ids stay stable so labels and stored citations keep resolving.
     section: str | None = None
 
+    def triggered_by(self, ingredients: Iterable[str], classes: Iterable[str]) -> bool:
+        """Whether a drug with these ingredients and classes triggers the rule (flags and age aside)."""
+        return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
+
 
 def tokens(text: str) -> tuple[str, ...]:
     """Lower-case alphanumeric words, as retrieval (BM25 cues, rule links) reads a question."""
@@ -130,10 +134,9 @@ class Formulary:
     @cached_property
     def _relevant(self) -> frozenset[str]:
         agent_ingredients = {i for a in self.agents.values() for i in self._ingredients[a.drug]}
-        rules = [(set(r.classes), set(r.drugs)) for r in self.interactions]
         return frozenset(
             d for d, ingredients in self._ingredients.items()
-            if any(self._classes[d] & classes or ingredients & drugs for classes, drugs in rules)
+            if any(r.triggered_by(ingredients, self._classes[d]) for r in self.interactions)
             or ingredients & agent_ingredients or any(self.classes[c].antibacterial for c in self._classes[d])
             or any(self.classes[c].patient_factor for c in self._classes[d])
         )
@@ -185,6 +188,11 @@ class Formulary:
     def classes_of(self, drug_id: str) -> frozenset[str]:
         """Classes of the entry and of every ingredient."""
         return self._classes[drug_id]
+
+    def recent_use_product(self, agent: str, exposed: Iterable[str]) -> str | None:
+        """The product whose use (all of its ingredients among `exposed`) excludes the agent, if any."""
+        exposed = set(exposed)
+        return next((p for p in self.agents[agent].recent_use_excluded_by if self.ingredients_of(p) <= exposed), None)
 
     def class_name(self, class_id: str) -> str:
         return self.classes[class_id].name

@@ -127,22 +127,20 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
 
 def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], formulary: Formulary, profile: Profile) -> Exclusion | None:
     """`exposures`: (where it was listed, entry) for named recent antibiotics and current antibiotic medications."""
-    info = formulary.agents[agent]
-    exposed = set().union(*(m.ingredients for _, m in exposures)) if exposures else set()
-    for product in info.recent_use_excluded_by:
-        # Each product that excludes the agent must have been taken whole:
-        # TMP-SMX counts as trimethoprim exposure and (amended 2026-12)
-        # trimethoprim as TMP-SMX exposure, through each agent's data.
-        if formulary.ingredients_of(product) <= exposed:
-            shared = formulary.ingredients_of(product)
-            names = [f"{where} {m.text!r}" for where, m in exposures if set(m.ingredients) & shared]
-            return Exclusion(
-                rule_id="EX-RECENT-USE",
-                reason=f"{formulary.agents[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
-                evidence=", ".join(names),
-                sources=["IDSA/ESCMID 2011 (Gupta et al., Clin Infect Dis 2011;52:e103)"],
-            )
-    return None
+    # Each product that excludes the agent must have been taken whole: TMP-SMX counts as
+    # trimethoprim exposure and (amended 2026-12) trimethoprim as TMP-SMX exposure, through
+    # each agent's recent_use_excluded_by data.
+    product = formulary.recent_use_product(agent, (i for _, m in exposures for i in m.ingredients))
+    if product is None:
+        return None
+    shared = formulary.ingredients_of(product)
+    names = [f"{where} {m.text!r}" for where, m in exposures if set(m.ingredients) & shared]
+    return Exclusion(
+        rule_id="EX-RECENT-USE",
+        reason=f"{formulary.agents[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
+        evidence=", ".join(names),
+        sources=["IDSA/ESCMID 2011 (Gupta et al., Clin Infect Dis 2011;52:e103)"],
+    )
 
 
 def _interaction_exclusions(agent: str, patient: Patient, meds: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
@@ -152,11 +150,7 @@ def _interaction_exclusions(agent: str, patient: Patient, meds: list[DrugMatch],
             continue
         if rule.min_age is not None and patient.age < rule.min_age:
             continue
-        triggers = [
-            _describe(m, formulary, rule.classes)
-            for m in meds
-            if set(m.ingredients) & set(rule.drugs) or set(m.classes) & set(rule.classes)
-        ]
+        triggers = [_describe(m, formulary, rule.classes) for m in meds if rule.triggered_by(m.ingredients, m.classes)]
         triggers += [f"history.{flag} = true" for flag in rule.flags if getattr(patient.history, flag)]
         if triggers:
             age = f"; age {patient.age} (rule applies from {rule.min_age})" if rule.min_age else ""
@@ -195,12 +189,10 @@ def _excluded_by(m: DrugMatch, path: str, patient: Patient, formulary: Formulary
     out: set[str] = set()
     if path == "history.meds":
         for rule in formulary.interactions:
-            if (rule.min_age is None or patient.age >= rule.min_age) and (
-                    set(m.ingredients) & set(rule.drugs) or set(m.classes) & set(rule.classes)):
+            if (rule.min_age is None or patient.age >= rule.min_age) and rule.triggered_by(m.ingredients, m.classes):
                 out.update(rule.excludes)
     if path == "history.recent_antibiotics" or m.antibacterial:
-        out.update(a for a, info in formulary.agents.items()
-                   if any(formulary.ingredients_of(p) <= set(m.ingredients) for p in info.recent_use_excluded_by))
+        out.update(a for a in formulary.agents if formulary.recent_use_product(a, m.ingredients))
     return out
 
 
