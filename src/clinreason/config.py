@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")
     llm_max_retries: int = Field(default=2, ge=0, le=5, description="Retries on timeouts, 429 and 5xx before falling back.")
     llm_structured_method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema"
+    assessment_timeout: float = Field(
+        default=60.0, gt=0, description="Overall seconds for the agents of one LLM-backed assessment; past it the rules backend answers (recorded).")
 
     # --- persistence and tracing -------------------------------------------------
     database_url: str | None = Field(
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
     rate_limit: int = Field(default=120, ge=1, description="Requests per key per rate_window seconds.")
     rate_window: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=65536, ge=1024, description="Largest accepted request body.")
+    max_header_bytes: int = Field(default=16384, ge=1024, description="Largest accepted request head (all headers); larger gets 431.")
+    db_pool_size: int = Field(default=5, ge=1, le=100, description="Postgres connections per process (store and checkpointer each).")
 
     @property
     def index_dir(self) -> Path:

@@ -11,6 +11,9 @@ error instead of guessing which name was meant.
 
 Script lookup uses the `regex` package (Unicode script properties, which the
 standard library does not expose).
+
+`neutralise` is for text nobody vouches for (what an LLM agent writes): the
+same folding, plus markup removed and the length capped, before it is stored.
 """
 
 from __future__ import annotations
@@ -91,3 +94,31 @@ def mixed_script_message(text: str) -> str | None:
         return None
     return (f"{text!r} mixes letters of different scripts in {', '.join(repr(w) for w in mixed)}: a look-alike "
             "letter (such as a Cyrillic 'о' in a Latin name) defeats drug matching; retype it")
+
+
+# Elements whose content is code, not prose: dropped with their content (to the end when unclosed).
+_ACTIVE_ELEMENT = regex.compile(r"<\s*(script|style|iframe|object|embed|template|svg|math|noscript)\b.*?(?:<\s*/\s*\1\s*>|$)",
+                                regex.IGNORECASE | regex.DOTALL)
+# Any other tag, comment or declaration. "eGFR < 30" is not a tag: "<" must touch a letter, "/", "!" or "?".
+_TAG = regex.compile(r"<\s*/?\s*[A-Za-z!?][^<>]*>")
+_SURROGATE = regex.compile(r"\p{Cs}")  # lone surrogates cannot be encoded as UTF-8 JSON: a stored record would fail
+
+
+_SPACE_BEFORE_PUNCT = regex.compile(r" +(?=[.,;:!?])")
+
+
+def strip_markup(text: str) -> str:
+    """HTML removed, repeated until nothing changes, so "<scr<script>x</script>ipt>" cannot reassemble a tag.
+    A tag becomes a space (words either side stay apart), none before punctuation ("the <b>board</b>.")."""
+    original = text
+    while (stripped := _TAG.sub(" ", _ACTIVE_ELEMENT.sub(" ", text))) != text:
+        text = stripped
+    return text if text is original else _SPACE_BEFORE_PUNCT.sub("", text)
+
+
+def neutralise(text: str, cap: int) -> str:
+    """Untrusted text as it may be stored: bounded work on a huge input, invisible and control
+    characters gone (clean_text), markup removed, at most `cap` characters (an ellipsis marks a cut)."""
+    text = _SURROGATE.sub("", text[: cap * 8])
+    text = clean_text(strip_markup(clean_text(text)))  # fold first: full-width "＜script＞" is "<script>" after NFKC
+    return text if len(text) <= cap else text[: cap - 1].rstrip() + "\u2026"

@@ -11,6 +11,7 @@ from cli_helpers import cli
 from fake_openai import Reply
 from patients import make_patient
 
+from clinreason.assessment import assess
 from clinreason.config import Settings
 from clinreason.evaluation.harness import (
     RunSummary,
@@ -73,9 +74,11 @@ def test_hostile_llm_cannot_produce_an_unsafe_result(llm_pipeline, fake_openai, 
     by_id = {v.id: v for v in treat}
     for case in run.cases:
         assert case.agent not in by_id[case.id].expected.forbidden
-        # where TMP-SMX is allowed the LLM's (second-choice) pick stands; where it is excluded it was vetoed
-        assert (case.agent == "tmp_smx") == ("tmp_smx" not in by_id[case.id].expected.forbidden)
-    assert run.agent_accuracy is not None and run.agent_accuracy < 1.0  # the harness sees the non-preferred choices
+        # TMP-SMX "for everyone", with no reason given, stands only where it is the protocol's own first
+        # choice: passing over an earlier option needs a supported, cited concern, else it is vetoed.
+        first = assess(by_id[case.id].patient, mode="deterministic").protocol.selectable_agents[0]
+        assert (case.agent == "tmp_smx") == (first == "tmp_smx")
+    assert run.agent_accuracy == 1.0
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

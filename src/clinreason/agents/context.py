@@ -26,6 +26,8 @@ class CaseContext:
     protocol: ProtocolResult
     passages: dict[str, Chunk]  # retrieved chunks by id: the only citable evidence
     formulary: Formulary = field(default_factory=load_formulary)
+    # Wall-clock time (time.time()) after which no LLM call is made for this assessment; None = no deadline.
+    deadline: float | None = None
 
     @cached_property
     def profile(self) -> Profile:

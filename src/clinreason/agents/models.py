@@ -87,3 +87,4 @@ class AgentOutcome(BaseModel):
     backend: str  # "rules" or "llm:<model>"
     fallback: Fallback | None = None
     violations: list[str] = Field(default_factory=list)  # bound breaches that were vetoed
+    dropped: list[str] = Field(default_factory=list)  # parts of an accepted LLM answer removed at the boundary (labels, never the text)

@@ -91,7 +91,8 @@ def _unverified_concern(ctx: CaseContext, agent: str) -> Concern:
     return Concern(category="unverified", agent=agent, rule_id="TX-UNVERIFIED", claim=unverified_claim(ctx, agent))
 
 
-def _rejected_agents(history: list[Round]) -> set[str]:
+def rejected_agents(history: list[Round]) -> set[str]:
+    """Agents already ruled out: proposals not approved, and every agent a concern was raised about."""
     out: set[str] = set()
     for r in history:
         if r.review.verdict != "approve" and r.proposal.agent:
@@ -104,7 +105,7 @@ class RulesDoctor:
     name = "rules"
 
     def propose(self, ctx: CaseContext, history: list[Round]) -> tuple[Proposal, AgentOutcome]:
-        rejected = _rejected_agents(history)
+        rejected = rejected_agents(history)
         suggested = history[-1].review.suggested_agent if history else None
         claims = _criteria_claims(ctx)
         skipped: list[Claim] = []
@@ -222,7 +223,7 @@ class RulesPharmacist:
         return self._redirect(ctx, concerns, history, agent), outcome
 
     def _redirect(self, ctx: CaseContext, concerns: list[Concern], history: list[Round], agent: str) -> Review:
-        ruled_out = _rejected_agents(history) | {agent}
+        ruled_out = rejected_agents(history) | {agent}
         # Concerns about the agents the doctor might turn to next, so the doctor
         # does not have to find each one the hard way.
         for ev in ctx.protocol.agents:

@@ -3,6 +3,7 @@ so a node re-run after an interrupt repeats no side effect."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,8 +158,13 @@ class Nodes:
         chunks = chunk_by_id()
         return {e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}
 
-    def _ctx(self, s: GraphState) -> CaseContext:
-        return CaseContext(patient=patient_of(s), protocol=protocol_of(s), passages=self._passages(s))
+    def _ctx(self, s: GraphState, deadline: float | None = None) -> CaseContext:
+        return CaseContext(patient=patient_of(s), protocol=protocol_of(s), passages=self._passages(s), deadline=deadline)
+
+    def _deadline(self, s: GraphState) -> float:
+        """One budget for all agent calls of an assessment (CLINREASON_ASSESSMENT_TIMEOUT), from the first of them.
+        Carried in the state as wall-clock time, so a node run by another worker or process keeps it."""
+        return s.get("agents_deadline") or time.time() + self.settings.assessment_timeout
 
     @staticmethod
     def _stats(s: GraphState) -> CitationStats:
@@ -175,16 +181,18 @@ class Nodes:
         return {"evidence": [e.model_dump() for e in gather_evidence(protocol_of(s), self.settings)]}
 
     def doctor_step(self, s: GraphState) -> dict:
-        ctx, stats = self._ctx(s), self._stats(s)
+        deadline = self._deadline(s)
+        ctx, stats = self._ctx(s, deadline), self._stats(s)
         proposal, outcome = self.doctor.propose(ctx, rounds_of(s))
         return {
+            "agents_deadline": deadline,
             "proposal": _checked(proposal, ctx, stats).model_dump(),
             "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
             "citation_stats": stats.model_dump(),
         }
 
     def pharmacist_step(self, s: GraphState) -> dict:
-        ctx, stats = self._ctx(s), self._stats(s)
+        ctx, stats = self._ctx(s, self._deadline(s)), self._stats(s)
         proposal = proposal_of(s)
         assert proposal is not None
         history = rounds_of(s)
@@ -199,9 +207,11 @@ class Nodes:
         }
 
     def referral_step(self, s: GraphState) -> dict:
-        ctx, stats = self._ctx(s), self._stats(s)
+        deadline = self._deadline(s)
+        ctx, stats = self._ctx(s, deadline), self._stats(s)
         note, outcome = self.doctor.referral_note(ctx)
         return {
+            "agents_deadline": deadline,
             "referral": _checked(note, ctx, stats).model_dump(),
             "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
             "citation_stats": stats.model_dump(),
@@ -283,6 +293,8 @@ class Nodes:
             "rounds": len(s.get("rounds") or []),
             "llm_fallbacks": [f"{o.fallback.agent} {o.fallback.step} round {o.fallback.round}: {o.fallback.reason}" for o in outcomes if o.fallback],
             "vetoes": gate.vetoes + [v for o in outcomes for v in o.violations],
+            # What the agent boundary removed from answers it kept (instruction-like claims, claims past the caps).
+            "agent_text_dropped": [d for o in outcomes for d in o.dropped],
             "citations": self._stats(s).model_dump(),
             "retrieved_chunks": len(s.get("evidence") or []),
             "clinreason_version": __version__,

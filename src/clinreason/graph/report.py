@@ -4,7 +4,8 @@ Numbered references [n] are assigned in order of first use and resolve to
 retrieved chunks (id, source, version). Text written by an agent is treated
 as untrusted: control characters, HTML and bracketed citation look-alikes are
 neutralised, and length is bounded, so an LLM cannot forge a reference or
-inject markup.
+inject markup. (LLM text is already capped and neutralised when it enters the
+state, agents/guard.py; this is the second line, for every string rendered.)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from clinreason.agents.guard import MAX_CLAIM
 from clinreason.agents.models import Claim, ReferralNote, Round
 from clinreason.graph.safety import GateResult
 from clinreason.knowledge.chunking import Chunk
@@ -22,7 +24,6 @@ from clinreason.protocols.patient import Patient
 from clinreason.protocols.result import ProtocolResult
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-MAX_CLAIM = 600
 URGENCY_LABEL = {
     "emergency_or_same_day": "same day (emergency department or urgent care if no same-day physician)",
     "within_24_48h": "physician or nurse practitioner within 24 to 48 hours",
@@ -156,6 +157,13 @@ def render_report(
     L += [f"Decided by: {plan.decided_by} ({clean(plan.reason)}).", ""]
     L += ["### Safety gate", "Passed: the final plan is one the protocol allows for this patient." if gate.passed else "**Vetoed:**"]
     L += [f"- {clean(v)}" for v in gate.vetoes]
+    # What the agent boundary vetoed or removed is shown here too, not only in the audit record:
+    # a clinician should see that a model tried to step outside the protocol.
+    boundary = audit.get("vetoes", [])[len(gate.vetoes):]  # audit vetoes = gate vetoes + agent-boundary vetoes
+    if boundary:
+        L += ["", "Vetoed at the agent boundary (the rules backend answered instead):", *(f"- {clean(v)}" for v in boundary)]
+    if dropped := audit.get("agent_text_dropped"):
+        L += ["", "Removed from agent answers:", *(f"- {clean(d)}" for d in dropped)]
     L.append("")
 
     if referral is not None:

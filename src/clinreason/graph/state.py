@@ -22,6 +22,7 @@ class GraphState(TypedDict, total=False):
     proposal: dict[str, Any] | None  # current doctor Proposal
     referral: dict[str, Any] | None  # ReferralNote
     outcomes: list[dict[str, Any]]  # AgentOutcome of every agent call (backends, fallbacks, vetoed bounds)
+    agents_deadline: float  # wall-clock time after which the rules backend answers without an LLM call
     gate: dict[str, Any]  # GateResult
     signoff: dict[str, Any] | None
     status: str  # awaiting_signoff | final
