@@ -1,11 +1,15 @@
 """REST load benchmark: throughput and latency at several concurrencies.
 
     python benchmarks/bench_api.py [--requests 400] [--concurrency 1,8,32] [--workers 1]
+    python benchmarks/bench_api.py --compare 6d6b76d [--rounds 3] [--concurrency 8]
 
 Starts `clinreason serve` on a free local port (own data dir, rate limit
 lifted), creates a key, warms up, then for each mode (deterministic, full
 offline) and concurrency sends the sample patients round-robin with an
-async httpx client. Reports requests/s, p50/p95 latency and errors.
+async httpx client. Reports requests/s, p50/p95 latency, errors and the
+server's CPU per request. With --compare, the earlier commit's src/ is served
+too, interleaved round by round with the working tree (a fresh server each), and
+the medians are compared.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
+from revisions import ROOT, export_src
 
 from clinreason.samples import load_sample, sample_index
 
@@ -72,42 +78,101 @@ async def run(url: str, key: str, mode: str, concurrency: int, total: int, patie
     return total / wall, latencies, errors
 
 
+class Served:
+    """`clinreason serve` from a given src/ tree (own data dir, rate limit lifted), stopped on exit."""
+
+    def __init__(self, src: Path, workers: int):
+        self.env = {**os.environ, "CLINREASON_RATE_LIMIT": "100000000", "PYTHONPATH": str(src),
+                    "CLINREASON_DATA_DIR": os.environ.get("CLINREASON_DATA_DIR") or tempfile.mkdtemp(prefix="clinreason-bench-api-")}
+        # A global admin: the same command on every release (sites came in 0.2).
+        self.key = subprocess.run([sys.executable, "-m", "clinreason.cli", "keys", "create", "--name", "bench", "--role", "admin"],
+                                  env=self.env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()).stdout.strip()
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "clinreason.cli", "serve", "--port", self.url.rsplit(":", 1)[1],
+                                      "--workers", str(workers)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
+
+    def __enter__(self) -> Served:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError("server did not become ready")
+        asyncio.run(run(self.url, self.key, "full", 2, 2 * len(PATIENTS), PATIENTS))  # warm caches in every worker
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def measure(self, mode: str, concurrency: int, requests: int) -> dict[str, float]:
+        pids = server_pids(self.proc.pid)
+        cpu0 = cpu_seconds(pids)
+        rps, lat, errors = asyncio.run(run(self.url, self.key, mode, concurrency, requests, PATIENTS))
+        s = sorted(lat)
+        return {"rps": rps, "p50": statistics.median(s), "p95": s[int(0.95 * (len(s) - 1))], "errors": errors,
+                "cpu": (cpu_seconds(pids) - cpu0) / requests * 1000}
+
+
+PATIENTS = [load_sample(n) for n in sample_index()]
+MODES = ("deterministic", "full")
+
+
+def compare(rev: str, args: argparse.Namespace) -> None:
+    """Interleaved rounds (REV, working tree, REV, ...): each round a fresh server per tree, same requests."""
+    load_before = os.getloadavg()
+    concurrency = int(args.concurrency.split(",")[0]) if "," not in args.concurrency else 8
+    with tempfile.TemporaryDirectory(prefix="bench-api-base-") as tmp:
+        trees = {rev: export_src(rev, Path(tmp)), "working tree": ROOT / "src"}
+        results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
+        for r in range(args.rounds):
+            for name, src in trees.items():
+                with Served(src, args.workers) as server:
+                    results[name].append({mode: server.measure(mode, concurrency, args.requests) for mode in MODES})
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    load_after = os.getloadavg()
+
+    def med(name: str, mode: str, key: str) -> float:
+        return statistics.median(round_[mode][key] for round_ in results[name])
+
+    print(f"REST load: {rev} vs working tree, {args.rounds} interleaved rounds x {args.requests} requests, "
+          f"concurrency {concurrency}, {args.workers} worker(s), {os.cpu_count()} cores")
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}\n")
+    print(f"| mode | {rev} req/s / p50 ms / CPU ms/req | working tree req/s / p50 ms / CPU ms/req | throughput ratio | errors |")
+    print("|---|---|---|---|---|")
+    names = list(results)
+    for mode in MODES:
+        a, b = (tuple(med(n, mode, k) for k in ("rps", "p50", "cpu")) for n in names)
+        errors = sum(round_[mode]["errors"] for n in names for round_ in results[n])
+        print(f"| {mode} | {a[0]:.1f} / {a[1]:.1f} / {a[2]:.1f} | {b[0]:.1f} / {b[1]:.1f} / {b[2]:.1f} | {b[0] / a[0]:.2f}x | {errors:.0f} |")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description="REST load benchmark")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--compare", metavar="REV", help="also serve this git revision's src/, interleaved, and compare (concurrency 8)")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    env = {**os.environ, "CLINREASON_RATE_LIMIT": "100000000"}
-    env.setdefault("CLINREASON_DATA_DIR", tempfile.mkdtemp(prefix="clinreason-bench-api-"))
-    key = subprocess.run([sys.executable, "-m", "clinreason.cli", "keys", "create", "--name", "bench", "--role", "submitter"],
-                         env=env, capture_output=True, text=True, check=True).stdout.strip()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "clinreason.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        patients = [load_sample(n) for n in sample_index()]
-        asyncio.run(run(url, key, "full", 2, 2 * len(patients), patients))  # warm caches in every worker
+    if args.compare:
+        compare(args.compare, args)
+        return
+    with Served(ROOT / "src", args.workers) as server:
         print(f"REST load, {args.requests} requests per cell, {args.workers} worker(s), {os.cpu_count()} cores")
-        for mode in ("deterministic", "full"):
+        for mode in MODES:
             for c in [int(x) for x in args.concurrency.split(",")]:
-                pids = server_pids(server.pid)
-                cpu0 = cpu_seconds(pids)
-                rps, lat, errors = asyncio.run(run(url, key, mode, c, args.requests, patients))
-                cpu = (cpu_seconds(pids) - cpu0) / args.requests * 1000
-                s = sorted(lat)
-                print(f"  {mode:13s} concurrency {c:3d}: {rps:7.1f} req/s  p50 {statistics.median(s):7.1f} ms  "
-                      f"p95 {s[int(0.95 * (len(s) - 1))]:7.1f} ms  errors {errors}  server CPU {cpu:5.1f} ms/req")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+                m = server.measure(mode, c, args.requests)
+                print(f"  {mode:13s} concurrency {c:3d}: {m['rps']:7.1f} req/s  p50 {m['p50']:7.1f} ms  "
+                      f"p95 {m['p95']:7.1f} ms  errors {m['errors']:.0f}  server CPU {m['cpu']:5.1f} ms/req")
 
 
 if __name__ == "__main__":

@@ -29,11 +29,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
+
+from revisions import export_src
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,13 +111,6 @@ def worker(runs: int, given: dict[str, list[dict]]) -> dict[str, dict[str, float
     return out
 
 
-def _export(rev: str, into: Path) -> Path:
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
 def _run_worker(src: Path, runs: int, patients_file: Path) -> dict[str, dict[str, float]]:
     env = {**os.environ, "PYTHONPATH": str(src), "CLINREASON_DATA_DIR": tempfile.mkdtemp(prefix="bench-det-")}
     r = subprocess.run([sys.executable, __file__, "--worker", "--runs", str(runs), "--patients", str(patients_file)], env=env,
@@ -128,7 +121,7 @@ def _run_worker(src: Path, runs: int, patients_file: Path) -> dict[str, dict[str
 def compare(rev: str, runs: int, rounds: int) -> None:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-base-") as tmp:
-        trees = {rev: _export(rev, Path(tmp)), "working tree": ROOT / "src"}
+        trees = {rev: export_src(rev, Path(tmp)), "working tree": ROOT / "src"}
         given = Path(tmp) / "patients.json"
         given_text = json.dumps(patients()["samples"])
         given.write_text(json.dumps(patients()))

@@ -375,17 +375,21 @@ def _store():
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="Who the key belongs to (shown in the audit log and sign-offs).")],
     role: Annotated[str, typer.Option("--role", help="submitter | prescriber | admin")],
+    site: Annotated[str | None, typer.Option(
+        "--site", help="The site (pharmacy) the key belongs to, e.g. pharmacy-042; required for submitter and prescriber. "
+                       "An admin without a site is global.")] = None,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     if not name.strip():
         err.print("[red]error:[/] --name must not be empty")
         raise typer.Exit(EXIT_BAD_INPUT)
     try:
-        key = _store().create_key(name.strip(), role)  # type: ignore[arg-type]
-    except ValueError as exc:  # the store owns the list of roles
-        err.print(f"[red]error:[/] --{exc}")
+        key = _store().create_key(name.strip(), role, site)  # type: ignore[arg-type]
+    except ValueError as exc:  # the store owns the rules for roles and sites
+        err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    err.print(f"created a {role} key for {name!r}; store it now, it cannot be shown again:")
+    where = f"site {site!r}" if site else "every site (global admin)"
+    err.print(f"created a {role} key for {name!r} at {where}; store it now, it cannot be shown again:")
     sys.stdout.write(key + "\n")
 
 
@@ -393,10 +397,10 @@ def keys_create(
 def keys_list() -> None:
     """List keys (ids, names, roles; never the secrets)."""
     table = Table(title="API keys")
-    for col in ("key id", "name", "role", "created", "revoked"):
+    for col in ("key id", "name", "role", "site", "created", "revoked"):
         table.add_column(col)
     for k in _store().list_keys():
-        table.add_row(k["key_id"], k["name"], k["role"], k["created_at"], "yes" if k["revoked"] else "no")
+        table.add_row(k["key_id"], k["name"], k["role"], k["site"] or "(global)", k["created_at"], "yes" if k["revoked"] else "no")
     out.print(table)
 
 
@@ -409,6 +413,34 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key id (the part
     out.print(f"revoked {key_id}")
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The assessment store's schema (SQLite, or Postgres with CLINREASON_DATABASE_URL).")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Upgrade the store to the current schema in place (also done on `serve` and on first use)."""
+    from clinreason.config import get_settings
+    from clinreason.store import Store
+
+    store = Store(get_settings(), upgrade=False)
+    before, after = store.upgrade()
+    out.print(f"store at revision {after}" + (" (already current)" if before == after else f" (was {before or 'empty'})"))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the store's schema revision without changing anything."""
+    from clinreason.config import get_settings
+    from clinreason.store import Store
+    from clinreason.store.migrate import HEAD
+
+    rev = Store(get_settings(), upgrade=False).revision()
+    out.print(f"store at revision {rev or 'none (empty)'}; this release needs {HEAD}")
+    if rev != HEAD:
+        raise typer.Exit(1)
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -416,11 +448,18 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to finish requests in flight on shutdown.")] = 30,
 ) -> None:
-    """Run the REST API (uvicorn). SIGTERM drains requests in flight before exiting."""
+    """Run the REST API (uvicorn). SIGTERM drains requests in flight before exiting.
+
+    Request heads (request line and headers) over CLINREASON_MAX_HEADER_BYTES are
+    answered 431 as they arrive, before they are buffered or parsed."""
     import uvicorn
 
+    from clinreason.api.server import uvicorn_options
+    from clinreason.config import get_settings
+
     uvicorn.run("clinreason.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=graceful_timeout, log_level="info")
+                timeout_graceful_shutdown=graceful_timeout, log_level="info",
+                **uvicorn_options(get_settings().max_header_bytes))
 
 
 _SET_HELP = " | ".join(SETS)

@@ -23,7 +23,7 @@ from clinreason.graph.nodes import InvalidSignoff, UnacknowledgedChecks, validat
 from clinreason.graph.persistence import make_checkpointer
 from clinreason.graph.tracing import init_tracing
 from clinreason.protocols.patient import Patient
-from clinreason.store import Store
+from clinreason.store import ApiKey, SignoffClaim, Store
 
 Progress = Callable[[str], None]
 
@@ -33,7 +33,12 @@ class AssessmentNotFound(KeyError):
 
 
 class NotAwaitingSignoff(RuntimeError):
-    """The assessment is final (or never needed sign-off)."""
+    """The assessment is final, never needed sign-off, or another prescriber's claim got there first
+    (`winner` is that claim)."""
+
+    def __init__(self, message: str, winner: SignoffClaim | None = None):
+        super().__init__(message)
+        self.winner = winner
 
 
 def _now() -> str:
@@ -75,7 +80,7 @@ class Pipeline:
     def _config(self, assessment_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": assessment_id}, "recursion_limit": recursion_limit(self.settings.max_rounds)}
 
-    def _drive(self, graph_input: Any, assessment_id: str, progress: Progress | None) -> Assessment:
+    def _drive(self, graph_input: Any, assessment_id: str, progress: Progress | None, submitted_by: dict[str, Any] | None) -> Assessment:
         # durability="exit": one checkpoint write when the run ends or pauses for
         # sign-off. The final state comes from the stream, not a second read.
         values: dict[str, Any] = {}
@@ -87,31 +92,75 @@ class Pipeline:
                     if not node.startswith("__"):
                         progress(node)
         assessment = assessment_from_state(values)
-        self.store.put({**assessment.model_dump(mode="json"), "updated_at": _now()})
+        # Who submitted is part of the record (and of its audit), kept across sign-off.
+        assessment = assessment.model_copy(update={"audit": {**(assessment.audit or {}), "submitted_by": submitted_by}})
+        site = (submitted_by or {}).get("site")
+        self.store.put({**assessment.model_dump(mode="json"), "updated_at": _now()}, site=site,
+                       submitted_by=(submitted_by or {}).get("key_id"))
         return assessment
 
-    def run(self, patient: Patient | dict[str, Any], *, progress: Progress | None = None) -> Assessment:
+    def run(self, patient: Patient | dict[str, Any], *, progress: Progress | None = None, submitter: ApiKey | None = None) -> Assessment:
+        """Assess a patient. `submitter` is the API key that sent it (None: run locally, no site)."""
         parsed = validate(patient)
         aid = uuid.uuid4().hex
         state = {"assessment_id": aid, "created_at": _now(), "patient": parsed.model_dump(mode="json")}
-        return self._drive(state, aid, progress)
+        who = ({"key_id": submitter.key_id, "name": submitter.name, "site": submitter.site} if submitter
+               else {"key_id": None, "name": "local user (CLI)", "site": None})
+        return self._drive(state, aid, progress, who)
 
     def signoff(self, assessment_id: str, action: str, prescriber_id: str, comment: str = "", agent: str | None = None,
-                *, acknowledged: list[str] | None = None, progress: Progress | None = None) -> Assessment:
-        """Apply a prescriber's decision. Approving (or amending to) a plan with blocking checks
-        raises UnacknowledgedChecks unless `acknowledged` names each unrecognised entry (text or field)."""
+                *, acknowledged: list[str] | None = None, progress: Progress | None = None, key_id: str | None = None) -> Assessment:
+        """Apply a prescriber's decision, exactly once however many prescribers send one at the same time.
+
+        Order: refuse what is invalid (no claim taken), claim the sign-off atomically in the store,
+        resume the graph (only the claim's winner does), store the result. Everyone else gets
+        NotAwaitingSignoff carrying the winning claim. Approving (or amending to) a plan with blocking
+        checks raises UnacknowledgedChecks unless `acknowledged` names each unrecognised entry.
+        """
+        record = self.store.get(assessment_id)
         snapshot = self.graph.get_state(self._config(assessment_id))
-        if not snapshot.values:
+        if record is None or not snapshot.values:
             raise AssessmentNotFound(assessment_id)
         if snapshot.values.get("status") != "awaiting_signoff" or "signoff" not in snapshot.next:
-            raise NotAwaitingSignoff(f"assessment {assessment_id} is {snapshot.values.get('status')!r}, not awaiting sign-off")
+            raise self._already_decided(assessment_id, snapshot.values.get("status"))
         payload = {"action": action, "prescriber_id": prescriber_id, "comment": comment, "agent": agent, "signed_at": _now(),
                    "acknowledged": [] if acknowledged is None else acknowledged}  # a bare string is refused, not split
-        validate_signoff(payload, snapshot.values)  # refuse before touching the graph
-        return self._drive(Command(resume=payload), assessment_id, progress)
+        validate_signoff(payload, snapshot.values)  # refuse before claiming or touching the graph
+        claim = SignoffClaim(action=action, prescriber=prescriber_id, key_id=key_id, comment=comment, agent=agent,
+                             acknowledged=payload["acknowledged"], claimed_at=payload["signed_at"])
+        if not self.store.claim_signoff(assessment_id, claim):
+            raise self._already_decided(assessment_id, "signing")
+        try:
+            result = self._drive(Command(resume=payload), assessment_id, progress, (record.get("audit") or {}).get("submitted_by"))
+        except BaseException:
+            self.store.release_signoff(assessment_id)  # the graph did not resume: let a prescriber try again
+            raise
+        self.store.signoff_applied(assessment_id)
+        return result
 
-    def get(self, assessment_id: str) -> Assessment:
-        record = self.store.get(assessment_id)
+    def _already_decided(self, assessment_id: str, status: str | None) -> NotAwaitingSignoff:
+        winner = self.store.signoff_of(assessment_id)
+        if winner is None:
+            return NotAwaitingSignoff(f"assessment {assessment_id} is {status!r}, not awaiting sign-off")
+        state = "signed off" if winner.applied_at else "being signed off"
+        return NotAwaitingSignoff(f"assessment {assessment_id} is already {state}: {winner.action} by {winner.prescriber} "
+                                  f"at {winner.claimed_at}", winner)
+
+    def warm_up(self) -> int:
+        """Run the retrieval plan of every bundled sample, so the index, its caches and (when a
+        query is new) the embedding model are loaded before the first request, not during it.
+        Nothing is stored and no agent is called. Returns the number of evidence plans run."""
+        from clinreason.assessment import assess_deterministic
+        from clinreason.graph.evidence import gather_evidence
+        from clinreason.samples import load_sample, sample_index
+
+        for name in sample_index():
+            gather_evidence(assess_deterministic(validate(load_sample(name))), self.settings)
+        return len(sample_index())
+
+    def get(self, assessment_id: str, *, site: str | None = None) -> Assessment:
+        """A stored assessment; with `site`, only one that belongs to that site."""
+        record = self.store.get(assessment_id, site=site)
         if record is None:
             raise AssessmentNotFound(assessment_id)
         return Assessment.from_record(record)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -12,7 +14,7 @@ class Api:
 
     def __init__(self, client: TestClient, store):
         self.client = client
-        self.keys = {role: store.create_key(f"test-{role}", role) for role in ("submitter", "prescriber", "admin")}
+        self.keys = {role: store.create_key(f"test-{role}", role, "pharmacy-a") for role in ("submitter", "prescriber", "admin")}
         self.store = store
 
     def headers(self, role: str) -> dict[str, str]:
@@ -47,3 +49,28 @@ def api_factory(offline_pipeline):
     yield make
     for client in made:
         client.__exit__(None, None, None)
+
+
+def _server_class():
+    module = sys.modules.get("test_server")  # loaded by test_server.py, or by a test importing Server from it
+    return None if module is None else module.Server
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers_left_running():
+    """Whatever a test did, no `clinreason serve` it started (test_server.Server) outlives it.
+    Servers already running (a module- or session-scoped fixture's) are left to their fixture."""
+    server = _server_class()
+    running = set(server.live) if server else set()
+    yield
+    server = _server_class()
+    if server is not None:
+        server.stop_all(keep=running)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_every_server_at_the_end():
+    yield
+    server = _server_class()
+    if server is not None:
+        server.stop_all()

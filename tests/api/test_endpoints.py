@@ -80,7 +80,7 @@ def test_auth_errors(api):
 
 
 def test_revoked_key_is_refused(api):
-    key = api.store.create_key("temp", "submitter")
+    key = api.store.create_key("temp", "submitter", "pharmacy-a")
     assert api.client.get("/v1/assessments", headers={"X-API-Key": key}).status_code == 200
     api.store.revoke_key(key.split("_")[1])
     assert api.client.get("/v1/assessments", headers={"X-API-Key": key}).status_code == 401
@@ -90,8 +90,12 @@ def test_keys_are_stored_hashed(api):
     secret = api.keys["admin"].split("_", 2)[2]
     dump = "\n".join(str(k) for k in api.store.list_keys())
     assert secret not in dump
-    row = api.store._one("SELECT key_hash FROM api_keys WHERE key_id = ?", (api.keys["admin"].split("_")[1],))
-    assert row[0] != secret and len(row[0]) == 64
+    from sqlalchemy import select
+
+    from clinreason.store.schema import api_keys
+    with api.store.engine.connect() as conn:
+        stored = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.key_id == api.keys["admin"].split("_")[1])).scalar_one()
+    assert stored != secret and len(stored) == 64
 
 
 def test_signoff_errors(api):
@@ -139,7 +143,7 @@ def test_access_log_records_who_did_what(api):
 def test_health_ready_metrics(api):
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "index": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "index": "ok", "warm": "ok"}
     api.post_patient(load_sample("male"))
     text = api.client.get("/metrics").text
     assert 'clinreason_decisions_total{decision="refer_complicated",mode="full"}' in text

@@ -41,7 +41,7 @@ def redis_url():
 def test_redis_limit_is_shared_across_app_instances(api_factory, redis_url):
     first = api_factory(redis_url=redis_url, rate_limit=4, rate_window=60)
     second = api_factory(redis_url=redis_url, rate_limit=4, rate_window=60)
-    key = first.store.create_key(f"shared-{uuid.uuid4().hex[:6]}", "submitter")
+    key = first.store.create_key(f"shared-{uuid.uuid4().hex[:6]}", "submitter", "pharmacy-a")
     h = {"Authorization": f"Bearer {key}"}
     codes = [first.client.get("/v1/assessments", headers=h).status_code for _ in range(2)]
     codes += [second.client.get("/v1/assessments", headers=h).status_code for _ in range(3)]

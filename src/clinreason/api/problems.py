@@ -9,6 +9,14 @@ from fastapi.responses import JSONResponse
 PROBLEM = "application/problem+json"
 
 
+class ApiError(Exception):
+    """Raised anywhere in the API layer; rendered as problem+json by the app's handler."""
+
+    def __init__(self, status: int, title: str, detail: str = "", kind: str = "about:blank", errors: list[dict[str, str]] | None = None,
+                 headers: dict[str, str] | None = None):
+        self.args = (status, title, detail, kind, errors, headers)
+
+
 def problem(status: int, title: str, detail: str = "", *, kind: str = "about:blank", errors: list[dict[str, str]] | None = None,
             headers: dict[str, str] | None = None, instance: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"type": kind if kind == "about:blank" else f"urn:clinreason:problem:{kind}", "title": title, "status": status}
@@ -32,7 +40,46 @@ PROBLEM_SCHEMA = {
 }
 
 
-def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    titles = {400: "Malformed request", 401: "Missing or invalid API key", 403: "Role not permitted", 404: "Not found",
-              409: "Conflict: not awaiting sign-off, or blocking checks not acknowledged", 413: "Request body too large", 422: "Invalid input", 429: "Rate limit exceeded"}
-    return {c: {"description": titles[c], "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}} for c in codes}
+TITLES = {
+    400: "Malformed request: the body is not JSON, or JSON this API refuses (a duplicate key, NaN or Infinity, a number out "
+         "of range, nesting too deep, an unpaired surrogate); `errors` names the field",
+    401: "Missing or invalid API key", 403: "Role not permitted", 404: "Not found",
+    405: "Method not allowed on this path; `Allow` lists the methods that are",
+    409: "Conflict: not awaiting sign-off, or blocking checks not acknowledged", 413: "Request body too large",
+    415: "Unsupported media type: the body must be sent as application/json (UTF-8, uncompressed)",
+    422: "Invalid input", 429: "Rate limit exceeded", 431: "Request header fields too large",
+}
+
+
+def _header(description: str) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
+# The headers a problem always carries.
+HEADERS = {
+    401: {"WWW-Authenticate": _header("`Bearer`: the scheme to authenticate with")},
+    405: {"Allow": _header("The methods this path accepts")},
+    429: {"Retry-After": _header("Seconds until the rate-limit window resets")},
+}
+
+
+def problem_responses(*codes: int, titles: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for problems with these status codes (`titles` overrides the descriptions)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in codes:
+        out[c] = {"description": (titles or {}).get(c, TITLES[c]), "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+        if c in HEADERS:
+            out[c]["headers"] = HEADERS[c]
+    return out
+
+
+def allowed_methods(routes: Any, path: str) -> str:
+    """The `Allow` of a 405: every method of every route whose path matches (Starlette's own
+    405 lists only the first matching route's, e.g. POST without GET)."""
+    methods: set[str] = set()
+    for route in routes:
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+

@@ -11,12 +11,15 @@ from clinreason.config import Settings
 
 def make_checkpointer(settings: Settings) -> Any:
     if settings.database_url:
-        import psycopg
         from langgraph.checkpoint.postgres import PostgresSaver
         from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
 
-        conn = psycopg.Connection.connect(settings.database_url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
-        saver = PostgresSaver(conn)
+        # A pool, not one shared connection: concurrent assessments and sign-offs in one
+        # process each borrow their own (PostgresSaver takes a ConnectionPool as its conn).
+        pool = ConnectionPool(settings.database_url, min_size=1, max_size=settings.db_pool_size, open=True,
+                              kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
+        saver = PostgresSaver(pool)
         saver.setup()
         return saver
     from langgraph.checkpoint.sqlite import SqliteSaver
