@@ -81,9 +81,9 @@ async def run(url: str, key: str, mode: str, concurrency: int, total: int, patie
 class Served:
     """`clinreason serve` from a given src/ tree (own data dir, rate limit lifted), stopped on exit."""
 
-    def __init__(self, src: Path, workers: int):
-        self.env = {**os.environ, "CLINREASON_RATE_LIMIT": "100000000", "PYTHONPATH": str(src),
-                    "CLINREASON_DATA_DIR": os.environ.get("CLINREASON_DATA_DIR") or tempfile.mkdtemp(prefix="clinreason-bench-api-")}
+    def __init__(self, src: Path, workers: int, data_dir: Path | None = None):
+        data_dir = data_dir or Path(os.environ.get("CLINREASON_DATA_DIR") or tempfile.mkdtemp(prefix="clinreason-bench-api-"))
+        self.env = {**os.environ, "CLINREASON_RATE_LIMIT": "100000000", "PYTHONPATH": str(src), "CLINREASON_DATA_DIR": str(data_dir)}
         # A global admin: the same command on every release (sites came in 0.2).
         self.key = subprocess.run([sys.executable, "-m", "clinreason.cli", "keys", "create", "--name", "bench", "--role", "admin"],
                                   env=self.env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()).stdout.strip()
@@ -132,10 +132,13 @@ def compare(rev: str, args: argparse.Namespace) -> None:
     concurrency = int(args.concurrency.split(",")[0]) if "," not in args.concurrency else 8
     with tempfile.TemporaryDirectory(prefix="bench-api-base-") as tmp:
         trees = {rev: export_src(rev, Path(tmp)), "working tree": ROOT / "src"}
+        # One data dir per tree, kept across rounds (each release has its own store schema); the first
+        # server of each builds its index before it is ready, outside the measurement.
+        data_dirs = {name: Path(tmp) / f"data-{i}" for i, name in enumerate(trees)}
         results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
         for r in range(args.rounds):
             for name, src in trees.items():
-                with Served(src, args.workers) as server:
+                with Served(src, args.workers, data_dirs[name]) as server:
                     results[name].append({mode: server.measure(mode, concurrency, args.requests) for mode in MODES})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     load_after = os.getloadavg()

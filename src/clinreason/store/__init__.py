@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from clinreason.config import Settings
@@ -66,6 +66,21 @@ class IdempotencyConflict(Exception):
 
 class IdempotencyInProgress(Exception):
     """A request with this Idempotency-Key is still running."""
+
+
+# Statements on every request, built once: building a statement costs more than running it
+# (measured: key lookup 359 -> 143 us, access-log insert 565 -> 129 us on SQLite).
+_KEY_BY_ID = (select(api_keys.c.name, api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked, api_keys.c.site_id)
+              .where(api_keys.c.key_id == bindparam("key_id")))
+_LOG_INSERT = insert(access_log)
+_PAYLOAD_BY_ID = select(assessments.c.payload).where(assessments.c.id == bindparam("id"))
+_PAYLOAD_BY_ID_AT_SITE = _PAYLOAD_BY_ID.where(assessments.c.site_id == bindparam("site"))
+# (an UPDATE's bind names must differ from its column names)
+_ASSESSMENT_UPDATE = (update(assessments).where(assessments.c.id == bindparam("b_id"))
+                      .values(updated_at=bindparam("b_updated_at"), status=bindparam("b_status"), payload=bindparam("b_payload"),
+                              version=assessments.c.version + 1))
+_ASSESSMENT_INSERT = insert(assessments)
+_OWNER = select(assessments.c.site_id, assessments.c.submitted_by).where(assessments.c.id == bindparam("id"))
 
 
 def _hash(secret: str) -> str:
@@ -116,16 +131,11 @@ class Store:
     # --- assessments ------------------------------------------------------------
     def put(self, record: dict[str, Any], *, site: str | None = None, submitted_by: str | None = None) -> None:
         """Insert a new assessment, or store its new state (site and submitter never change)."""
-        payload = json.dumps(record)
+        values = {"id": record["id"], "updated_at": record["updated_at"], "status": record["status"], "payload": json.dumps(record)}
         with self.engine.begin() as conn:
-            changed = conn.execute(
-                update(assessments).where(assessments.c.id == record["id"])
-                .values(updated_at=record["updated_at"], status=record["status"], payload=payload, version=assessments.c.version + 1)
-            ).rowcount
-            if not changed:
-                conn.execute(insert(assessments).values(
-                    id=record["id"], created_at=record["audit"]["created_at"], updated_at=record["updated_at"], status=record["status"],
-                    decision=record["decision"], input_hash=record["input_hash"], payload=payload, site_id=site, submitted_by=submitted_by))
+            if not conn.execute(_ASSESSMENT_UPDATE, {f"b_{k}": v for k, v in values.items()}).rowcount:
+                conn.execute(_ASSESSMENT_INSERT, {**values, "created_at": record["audit"]["created_at"], "decision": record["decision"],
+                                                  "input_hash": record["input_hash"], "site_id": site, "submitted_by": submitted_by})
 
     @staticmethod
     def _site_filter(site: str | None) -> Any:
@@ -133,17 +143,15 @@ class Store:
 
     def get(self, assessment_id: str, *, site: str | None = None) -> dict[str, Any] | None:
         """The stored record; with `site`, only if it belongs to that site."""
-        q = select(assessments.c.payload).where(assessments.c.id == assessment_id)
-        if site is not None:
-            q = q.where(self._site_filter(site))
         with self.engine.connect() as conn:
-            row = conn.execute(q).first()
+            row = (conn.execute(_PAYLOAD_BY_ID, {"id": assessment_id}) if site is None
+                   else conn.execute(_PAYLOAD_BY_ID_AT_SITE, {"id": assessment_id, "site": site})).first()
         return json.loads(row[0]) if row else None
 
     def owner(self, assessment_id: str) -> tuple[str | None, str | None] | None:
         """(site, submitting key id) of an assessment, or None if there is none."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(assessments.c.site_id, assessments.c.submitted_by).where(assessments.c.id == assessment_id)).first()
+            row = conn.execute(_OWNER, {"id": assessment_id}).first()
         return (row[0], row[1]) if row else None
 
     def list(self, status: str | None = None, limit: int = 20, offset: int = 0, *, site: str | None = None) -> tuple[list[dict[str, Any]], int]:
@@ -264,8 +272,7 @@ class Store:
         if len(parts) != 3 or parts[0] != "cr" or len(presented) > 200:
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(api_keys.c.name, api_keys.c.role, api_keys.c.key_hash, api_keys.c.revoked, api_keys.c.site_id)
-                               .where(api_keys.c.key_id == parts[1])).first()
+            row = conn.execute(_KEY_BY_ID, {"key_id": parts[1]}).first()
         if row is None or row[3] or not hmac.compare_digest(row[2], _hash(parts[2])):
             return None
         return ApiKey(key_id=parts[1], name=row[0], role=row[1], site=row[4])
@@ -284,10 +291,10 @@ class Store:
     def log_request(self, *, action: str, status: int, key: ApiKey | None = None, assessment_id: str | None = None,
                     method: str | None = None, route: str | None = None, ids: list[str] | None = None) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(access_log).values(
-                at=_now(), key_id=key.key_id if key else None, key_name=key.name if key else None, site_id=key.site if key else None,
-                action=action, assessment_id=assessment_id, status=status, method=method, route=route,
-                ids=json.dumps(ids) if ids is not None else None))
+            conn.execute(_LOG_INSERT, {
+                "at": _now(), "key_id": key.key_id if key else None, "key_name": key.name if key else None,
+                "site_id": key.site if key else None, "action": action, "assessment_id": assessment_id, "status": status,
+                "method": method, "route": route, "ids": json.dumps(ids) if ids is not None else None})
 
     def access_log(self, assessment_id: str | None = None, *, key_id: str | None = None) -> list[dict[str, Any]]:
         q = select(access_log).order_by(access_log.c.at)
