@@ -309,10 +309,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         return Response(result.model_dump_json(), status_code=201 if result.id else 200, headers=headers, media_type="application/json")
 
     def idempotent_replay(key: ApiKey, idem: str, body: Any, mode: str) -> Assessment | None:
-        """The earlier result of this Idempotency-Key with this body, or None on its first use."""
-        if not 1 <= len(idem) <= 200 or not idem.isascii() or not idem.isprintable():
-            raise ApiError(422, "Invalid Idempotency-Key", "1-200 printable ASCII characters", "invalid-idempotency-key",
-                           errors=[{"field": "Idempotency-Key", "message": "must be 1-200 printable ASCII characters"}])
+        """The earlier result of this Idempotency-Key (1-200 printable ASCII, checked by its Header declaration)
+        with this body, or None on its first use."""
         digest = hashlib.sha256(json.dumps([mode, body], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
         try:
             earlier = pipe().store.idempotency_claim(key.key_id, idem, digest)

@@ -210,12 +210,8 @@ class Store:
     def idempotency_claim(self, key_id: str, idem_key: str, body_hash: str) -> str | None:
         """Record a first use and return None, or return the assessment id of an earlier use with
         the same body. Raises IdempotencyConflict (other body) or IdempotencyInProgress."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(idempotency).values(key_id=key_id, idem_key=idem_key, body_hash=body_hash, created_at=_now()))
+        if self._insert_new(insert(idempotency).values(key_id=key_id, idem_key=idem_key, body_hash=body_hash, created_at=_now())):
             return None
-        except IntegrityError:
-            pass
         with self.engine.connect() as conn:
             row = conn.execute(select(idempotency.c.body_hash, idempotency.c.assessment_id)
                                .where(idempotency.c.key_id == key_id, idempotency.c.idem_key == idem_key)).first()
@@ -241,11 +237,16 @@ class Store:
     def ensure_site(self, site_id: str, name: str | None = None) -> None:
         if not SITE_ID.match(site_id):
             raise ValueError("site must be 1-64 characters: lowercase letters, digits, '.', '_' or '-', starting with a letter or digit")
+        self._insert_new(insert(sites).values(site_id=site_id, name=name or site_id, created_at=_now()))  # False: already there
+
+    def _insert_new(self, statement: Any) -> bool:
+        """Run an INSERT in its own transaction; False when the primary key is already taken."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(sites).values(site_id=site_id, name=name or site_id, created_at=_now()))
+                conn.execute(statement)
         except IntegrityError:
-            pass  # already there
+            return False
+        return True
 
     def list_sites(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -282,10 +283,10 @@ class Store:
             return conn.execute(update(api_keys).where(api_keys.c.key_id == key_id).values(revoked=1)).rowcount > 0
 
     def list_keys(self) -> list[dict[str, Any]]:
-        cols = (api_keys.c.key_id, api_keys.c.name, api_keys.c.role, api_keys.c.site_id, api_keys.c.created_at, api_keys.c.revoked)
+        cols = (api_keys.c.key_id, api_keys.c.name, api_keys.c.role, api_keys.c.site_id.label("site"), api_keys.c.created_at,
+                api_keys.c.revoked)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*cols).order_by(api_keys.c.created_at)).mappings().all()
-        return [{**dict(r), "site": r["site_id"]} for r in rows]
+            return [dict(r) for r in conn.execute(select(*cols).order_by(api_keys.c.created_at)).mappings()]
 
     # --- access log -----------------------------------------------------------------
     def log_request(self, *, action: str, status: int, key: ApiKey | None = None, assessment_id: str | None = None,
