@@ -1,9 +1,11 @@
-"""clinreason: graph-based, multi-agent clinical reasoning (first protocol: UTI, CA-ON)."""
+"""clinreason: graph-based, multi-agent clinical reasoning for pharmacist prescribing protocols."""
 
 from clinreason.assessment import Assessment, assess
 from clinreason.errors import FieldError, InvalidPatient
-from clinreason.protocols.patient import Patient
-from clinreason.protocols.result import Decision
+
+# The default protocol's input model and decision values, as `clinreason.Patient` and
+# `clinreason.Decision` were before protocols were plug-ins (kept for existing callers).
+from clinreason.protocols.uti_cystitis import Decision, Patient
 
 __all__ = ["Assessment", "Decision", "FieldError", "InvalidPatient", "Patient", "assess"]
 __version__ = "0.1.0"

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinreason.agents.models import ReferralNote, Round
-from clinreason.errors import FieldError, InvalidPatient
-from clinreason.graph.report import Citation, Signoff
-from clinreason.graph.safety import GateResult, Plan
-from clinreason.knowledge.formulary import load_formulary
-from clinreason.protocols.patient import Patient, parse_patient
-from clinreason.protocols.profile import available_profiles, load_profile
-from clinreason.protocols.result import Decision, ProtocolResult, Regimen
-from clinreason.protocols.uti import assess_uti
+from clinreason.graph.report import Citation
+from clinreason.graph.safety import GateResult
+from clinreason.protocols.plan import Plan, Signoff
+from clinreason.protocols.registry import Validated, resolve
+from clinreason.protocols.result import ProtocolResult, Regimen
 
 Mode = Literal["full", "deterministic"]
 MODES: tuple[str, ...] = ("full", "deterministic")
@@ -28,7 +23,7 @@ class Assessment(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     mode: Mode
-    decision: Decision
+    decision: str = Field(description="A value from the assessment's protocol decision table (GET /v1/protocols).")
     recommendation: Regimen | None
     protocol: ProtocolResult = Field(description="Full output of the deterministic protocol node.")
     input_hash: str = Field(description="sha256 of the canonical patient JSON.")
@@ -52,45 +47,36 @@ class Assessment(BaseModel):
         return cls.model_validate({k: v for k, v in record.items() if k != "updated_at"})
 
 
-def input_hash(patient: Patient) -> str:
-    canonical = json.dumps(patient.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def validate(request: Validated | dict[str, Any] | BaseModel) -> Validated:
+    """Parse and check a request: its protocol (`protocol`, absent = the default), its patient, and
+    that a profile exists for its locale. Bad input raises InvalidPatient naming each field."""
+    return request if isinstance(request, Validated) else resolve(request)
 
 
-def validate(patient: Patient | dict[str, Any]) -> Patient:
-    """Parse and check the patient, including that a profile exists for its locale."""
-    parsed = parse_patient(patient)
-    if parsed.locale_code not in available_profiles():
-        known = ", ".join(sorted(available_profiles()))
-        raise InvalidPatient(
-            [FieldError("locale_code", f"no protocol profile for {parsed.locale_code!r} (available: {known})", "unknown_profile")]
-        )
-    return parsed
+def assess_deterministic(request: Validated | dict[str, Any]) -> ProtocolResult:
+    v = validate(request)
+    return v.evaluate()
 
 
-def assess_deterministic(patient: Patient) -> ProtocolResult:
-    return assess_uti(patient, load_profile(patient.locale_code), load_formulary())
-
-
-def assess(patient: Patient | dict[str, Any], mode: Mode = "full") -> Assessment:
+def assess(request: Validated | dict[str, Any] | BaseModel, mode: Mode = "full") -> Assessment:
     """Assess one patient.
 
-    `patient` is a `Patient` or its JSON form (dict). Bad input raises
-    `InvalidPatient` with field-level errors.
+    `request` is the patient JSON (dict; `protocol` selects the protocol, `locale_code` the
+    profile) or a validated request. Bad input raises `InvalidPatient` with field-level errors.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    parsed = validate(patient)
+    parsed = validate(request)
     if mode == "full":
         from clinreason.pipeline import get_pipeline  # LangGraph loads only for full mode
 
         return get_pipeline().run(parsed)
-    result = assess_deterministic(parsed)
+    result = parsed.evaluate()
     return Assessment(
         mode=mode,
         decision=result.decision,
         recommendation=result.recommendation,
         protocol=result,
-        input_hash=input_hash(parsed),
-        formulary_version=load_formulary().version,
+        input_hash=parsed.input_hash,
+        formulary_version=parsed.spec.formulary.version,
     )

@@ -25,7 +25,6 @@ from clinreason.knowledge.evaluation import (
     load_eval_queries,
     miss_breakdown,
 )
-from clinreason.protocols.result import Decision
 from clinreason.samples import load_sample, sample_index
 
 if TYPE_CHECKING:
@@ -33,20 +32,24 @@ if TYPE_CHECKING:
 
     from clinreason.knowledge.index import KnowledgeIndex
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Clinical reasoning pipeline: UTI (CA-ON).")
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Clinical reasoning for pharmacist prescribing protocols (see `clinreason protocols`).")
 out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 
 EXIT_BAD_INPUT = 2
 
-DECISION_STYLE = {
-    Decision.recommend_treatment: "green",
-    Decision.no_antibiotics: "cyan",
-    Decision.refer_urgent: "bold red",
-    Decision.refer_complicated: "yellow",
-    Decision.refer_recurrence: "yellow",
-    Decision.refer_no_safe_option: "magenta",
-}
+# By what a decision leads to (its plan kind) and, for a referral, how soon.
+PLAN_STYLE = {"treat": "green", "none": "cyan"}
+URGENCY_STYLE = {"emergency_or_same_day": "bold red", "within_24_48h": "yellow"}
+
+
+def _decision_style(a: Assessment) -> str:
+    from clinreason.protocols.registry import get_spec
+
+    spec = get_spec(a.protocol.protocol_id)
+    kind = spec.plan_kind(a.protocol)
+    return PLAN_STYLE.get(kind) or URGENCY_STYLE.get(spec.referral_urgency(a.protocol), "magenta")
 
 
 def _load_input(file: Path | None, sample: str | None) -> dict[str, Any]:
@@ -76,8 +79,8 @@ def _load_input(file: Path | None, sample: str | None) -> dict[str, Any]:
 
 def _render(a: Assessment) -> None:
     p = a.protocol
-    style = DECISION_STYLE[a.decision]
-    head = f"[{style}]{a.decision.value}[/]"
+    style = _decision_style(a)
+    head = f"[{style}]{a.decision}[/]"
     if a.recommendation:
         head += f"\n{a.recommendation.text}"
     out.print(Panel(head, title="Decision", subtitle=f"{p.protocol_id} {p.protocol_version} / profile {p.profile_id} {p.profile_version}"))
@@ -95,17 +98,17 @@ def _render(a: Assessment) -> None:
         rules.add_row(r.rule_id, r.title, r.detail)
     out.print(rules)
 
-    agents = Table(title="Agents (order of preference)")
+    agents = Table(title="Options (order of preference)")
     agents.add_column("#")
-    agents.add_column("agent")
+    agents.add_column("option")
     agents.add_column("status")
     agents.add_column("exclusions")
-    for ev in p.agents:
+    for ev in p.options:
         status = "[green]allowed[/]" if ev.verified else "[yellow]allowed, unverified[/]" if ev.allowed else "[red]excluded[/]"
         reasons = "\n".join(f"{x.rule_id}: {escape(x.reason)} [dim]({escape(x.evidence)})[/]" for x in ev.exclusions)
         if ev.unverified_by:
             reasons += ("\n" if reasons else "") + f"unverified: {', '.join(ev.unverified_by)} not recognised"
-        agents.add_row(str(ev.rank), ev.agent, status, reasons or "-")
+        agents.add_row(str(ev.rank), ev.option, status, reasons or "-")
     out.print(agents)
 
     if p.follow_up:
@@ -123,6 +126,8 @@ def _render(a: Assessment) -> None:
 def assess_cmd(
     file: Annotated[Path | None, typer.Argument(help="Patient JSON file.", show_default=False)] = None,
     sample: Annotated[str | None, typer.Option("--sample", help="Name of a bundled sample patient (see `clinreason samples`).")] = None,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="Protocol id (see `clinreason protocols`); default: the "
+                                                 "file's `protocol` field, else the default protocol.")] = None,
     mode: Annotated[str, typer.Option("--mode", help=f"One of: {', '.join(MODES)}.")] = "full",
     as_json: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write assessment.json (and report.md in full mode) here.")] = None,
@@ -132,6 +137,13 @@ def assess_cmd(
         err.print(f"[red]error:[/] --mode must be one of {', '.join(MODES)}")
         raise typer.Exit(EXIT_BAD_INPUT)
     data = _load_input(file, sample)
+    if protocol is not None:
+        named = data.get("protocol") if isinstance(data, dict) else None
+        if named is not None and named != protocol:
+            err.print(f"[red]error:[/] --protocol {protocol} but the input names protocol {named!r}")
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if isinstance(data, dict):
+            data = {**data, "protocol": protocol}
     try:
         if mode == "full":
             result = _run_full(data)
@@ -219,47 +231,60 @@ def _build_progress() -> Iterator[Callable[[str, int, int], None]]:
         yield progress
 
 
-def _open_index(force: bool = False) -> KnowledgeIndex:
+def _open_index(force: bool = False, scope: tuple[str, str] | None = None) -> KnowledgeIndex:
     from clinreason.knowledge.retrieval import get_index
 
     with _build_progress() as progress:
-        return get_index(progress=progress, force=force)
+        return get_index(progress=progress, force=force, scope=scope)
 
 
 @kb_app.command("build")
 def kb_build(force: Annotated[bool, typer.Option("--force", help="Re-embed every chunk.")] = False) -> None:
-    """Build or update the index (incremental: unchanged chunks are not embedded again)."""
-    index = _open_index(force)
-    report = index.last_build
-    if report is None:
-        out.print(f"index is current: {len(index.chunks)} chunks, kb version {index.version}")
-    else:
-        out.print(
-            f"kb version {report.kb_version}: {report.total} chunks, {report.embedded} embedded, "
-            f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s"
-        )
+    """Build or update the index of every knowledge base (one per protocol and profile; incremental:
+    unchanged chunks are not embedded again)."""
+    from clinreason.knowledge.corpus import all_scopes
+
+    for scope in all_scopes():
+        index = _open_index(force, scope)
+        report = index.last_build
+        name = "/".join(scope)
+        if report is None:
+            out.print(f"{name}: index is current: {len(index.chunks)} chunks, kb version {index.version}")
+        else:
+            out.print(
+                f"{name}: kb version {report.kb_version}: {report.total} chunks, {report.embedded} embedded, "
+                f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s"
+            )
 
 
 @kb_app.command("search")
 def kb_search(
     query: Annotated[str, typer.Argument(help="Question or keywords.")],
     k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many passages.")] = 5,
+    protocol: Annotated[str | None, typer.Option("--protocol", help="Protocol id (see `clinreason protocols`); default: the default protocol.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="Profile id of that protocol; default its first.")] = None,
     kind: Annotated[list[str] | None, typer.Option(help="policy | monograph | guideline (repeatable).")] = None,
-    agent: Annotated[list[str] | None, typer.Option(help="nitrofurantoin | tmp_smx | trimethoprim | fosfomycin (repeatable).")] = None,
-    jurisdiction: Annotated[list[str] | None, typer.Option(help="e.g. CA-ON, CA, UK, US, INTL (repeatable).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help="An option id of the protocol (repeatable).")] = None,
+    jurisdiction: Annotated[list[str] | None, typer.Option(help="A document jurisdiction, as `kb show` prints it (repeatable).")] = None,
     method: Annotated[str, typer.Option(help="hybrid | rrf (hybrid without rule links) | bm25 | dense.")] = "hybrid",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Search the knowledge base."""
+    """Search one knowledge base (a protocol under one of its profiles)."""
+    from clinreason.knowledge.corpus import scope_of
     from clinreason.knowledge.linking import linked_rules
     from clinreason.knowledge.spelling import correct_spelling, corrections
 
-    filters = {key: v for key, v in (("kind", kind), ("agent", agent), ("jurisdiction", jurisdiction)) if v}
+    filters = {key: v for key, v in (("kind", kind), ("option", option), ("jurisdiction", jurisdiction)) if v}
     from clinreason.knowledge.retrieval import Passage, chunk_by_id, search_ids
 
     try:
+        scope = scope_of(protocol, profile)
+    except KeyError as exc:
+        err.print(f"[red]error:[/] {exc.args[0] if exc.args else exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
         with _build_progress() as progress:  # served from the result cache when seen before
-            hits = search_ids(query, k, filters, method=method, progress=progress)
+            hits = search_ids(query, k, filters, method=method, progress=progress, scope=scope)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -267,11 +292,11 @@ def kb_search(
     if as_json:
         sys.stdout.write(json.dumps([p.model_dump() for p in passages], indent=2) + "\n")
         return
-    fixes = corrections(query)
+    fixes = corrections(query, scope)
     if fixes:
         out.print(f"[dim]spelling:[/] {', '.join(f'{typed} -> {fixed}' for typed, fixed in fixes)}")
     if method == "hybrid":
-        out.print(f"[dim]linked rules:[/] {', '.join(linked_rules(correct_spelling(query))) or 'none'}")
+        out.print(f"[dim]linked rules:[/] {', '.join(linked_rules(correct_spelling(query, scope), scope)) or 'none'}")
     if not passages:
         out.print("no passages match")
     for rank, p in enumerate(passages, 1):
@@ -280,7 +305,7 @@ def kb_search(
 
 
 @kb_app.command("show")
-def kb_show(chunk_id: Annotated[str, typer.Argument(help="e.g. monograph-nitrofurantoin#renal-function")], as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def kb_show(chunk_id: Annotated[str, typer.Argument(help="A chunk id as `kb search` shows it (protocol/profile/doc#section).")], as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print one chunk in full, with its source and version."""
     from clinreason.knowledge.retrieval import get_chunk
 
@@ -596,12 +621,40 @@ def compare_cmd(
 @app.command("samples")
 def samples_cmd() -> None:
     """List the bundled sample patients."""
+    from clinreason.samples import sample_protocol
+
     table = Table(title="Sample patients")
     table.add_column("name")
+    table.add_column("protocol")
     table.add_column("description")
     for name, desc in sample_index().items():
-        table.add_row(name, desc)
+        table.add_row(name, sample_protocol(name), desc)
     out.print(table)
+
+
+@app.command("protocols")
+def protocols_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print every protocol with its input JSON schema.")] = False) -> None:
+    """List the registered protocols: profiles (and the locale codes that select them), options, decisions."""
+    from clinreason.protocols.registry import DEFAULT_PROTOCOL, registry
+
+    summaries = [spec.summary() for spec in registry().values()]
+    if as_json:
+        sys.stdout.write(json.dumps(summaries, indent=2) + "\n")
+        return
+    for s in summaries:
+        default = " (default)" if s["id"] == DEFAULT_PROTOCOL else ""
+        table = Table(title=f"{s['id']} {s['version']}{default}: {s['title']}")
+        table.add_column("decision")
+        table.add_column("leads to")
+        table.add_column("urgency")
+        table.add_column("meaning")
+        for d in s["decisions"]:
+            table.add_row(d["value"], d["plan"], d["urgency"], d["meaning"])
+        out.print(table)
+        for p in s["profiles"]:
+            out.print(f"  profile [bold]{p['id']}[/] {p['version']} (locale_code {', '.join(p['locale_codes'])}): {p['title']}; "
+                      f"options {', '.join(p['options'])}")
+        out.print("")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -122,3 +122,18 @@ def neutralise(text: str, cap: int) -> str:
     text = _SURROGATE.sub("", text[: cap * 8])
     text = clean_text(strip_markup(clean_text(text)))  # fold first: full-width "＜script＞" is "<script>" after NFKC
     return text if len(text) <= cap else text[: cap - 1].rstrip() + "\u2026"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+MAX_LINE = 600  # characters of one rendered line of untrusted text (the agent boundary's claim cap too)
+
+
+def report_line(text: str, limit: int = MAX_LINE) -> str:
+    """Untrusted text -> one safe markdown line: no control characters, no HTML, no bracketed
+    citation look-alikes or links, no heading marks, bounded length."""
+    text = _CONTROL.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("[", "(").replace("]", ")")  # no forged [n] or links
+    text = re.sub(r"^#+\s*", "", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -19,10 +19,11 @@ from clinreason.agents import make_agents
 from clinreason.assessment import Assessment, validate
 from clinreason.config import Settings, get_settings
 from clinreason.graph.build import build_graph, recursion_limit
-from clinreason.graph.nodes import InvalidSignoff, UnacknowledgedChecks, validate_signoff
 from clinreason.graph.persistence import make_checkpointer
+from clinreason.graph.state import request_of
 from clinreason.graph.tracing import init_tracing
-from clinreason.protocols.patient import Patient
+from clinreason.protocols.plan import InvalidSignoff, Plan, UnacknowledgedChecks, validate_signoff
+from clinreason.protocols.registry import Validated
 from clinreason.store import ApiKey, SignoffClaim, Store
 
 Progress = Callable[[str], None]
@@ -99,11 +100,11 @@ class Pipeline:
                        submitted_by=(submitted_by or {}).get("key_id"))
         return assessment
 
-    def run(self, patient: Patient | dict[str, Any], *, progress: Progress | None = None, submitter: ApiKey | None = None) -> Assessment:
+    def run(self, request: Validated | dict[str, Any], *, progress: Progress | None = None, submitter: ApiKey | None = None) -> Assessment:
         """Assess a patient. `submitter` is the API key that sent it (None: run locally, no site)."""
-        parsed = validate(patient)
+        parsed = validate(request)
         aid = uuid.uuid4().hex
-        state = {"assessment_id": aid, "created_at": _now(), "patient": parsed.model_dump(mode="json")}
+        state = {"assessment_id": aid, "created_at": _now(), "protocol_id": parsed.protocol_id, "patient": parsed.patient_json}
         who = ({"key_id": submitter.key_id, "name": submitter.name, "site": submitter.site} if submitter
                else {"key_id": None, "name": "local user (CLI)", "site": None})
         return self._drive(state, aid, progress, who)
@@ -125,7 +126,8 @@ class Pipeline:
             raise self._already_decided(assessment_id, snapshot.values.get("status"))
         payload = {"action": action, "prescriber_id": prescriber_id, "comment": comment, "agent": agent, "signed_at": _now(),
                    "acknowledged": [] if acknowledged is None else acknowledged}  # a bare string is refused, not split
-        validate_signoff(payload, snapshot.values)  # refuse before claiming or touching the graph
+        # Refuse before claiming or touching the graph.
+        validate_signoff(payload, request_of(snapshot.values), Plan.model_validate(snapshot.values["gate"]["plan"]))
         claim = SignoffClaim(action=action, prescriber=prescriber_id, key_id=key_id, comment=comment, agent=agent,
                              acknowledged=payload["acknowledged"], claimed_at=payload["signed_at"])
         if not self.store.claim_signoff(assessment_id, claim):
@@ -150,12 +152,12 @@ class Pipeline:
         """Run the retrieval plan of every bundled sample, so the index, its caches and (when a
         query is new) the embedding model are loaded before the first request, not during it.
         Nothing is stored and no agent is called. Returns the number of evidence plans run."""
-        from clinreason.assessment import assess_deterministic
         from clinreason.graph.evidence import gather_evidence
         from clinreason.samples import load_sample, sample_index
 
         for name in sample_index():
-            gather_evidence(assess_deterministic(validate(load_sample(name))), self.settings)
+            req = validate(load_sample(name))
+            gather_evidence(req.spec, req.evaluate(), self.settings)
         return len(sample_index())
 
     def get(self, assessment_id: str, *, site: str | None = None) -> Assessment:

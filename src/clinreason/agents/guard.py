@@ -11,8 +11,8 @@ module bounds the prose around them, before anything is stored:
   by quoting the text.
 - `given_outside` finds drugs and classes a sentence names *as something to
   give* that the protocol does not allow for this patient ("Also start
-  trimethoprim 200 mg BID"), while a mention in an avoid or negated context
-  ("avoid trimethoprim: interacts with methotrexate") passes. The caller
+  X 200 mg BID"), while a mention in an avoid or negated context
+  ("avoid X: interacts with Y") passes. The caller
   vetoes the whole answer on a hit and the rules backend answers.
 - `departure_violations`: choosing an allowed agent later in the protocol's
   order than one still open (not ruled out in an earlier round) needs, for
@@ -37,21 +37,19 @@ in front of a clinician, so ambiguous giving words count as giving.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from clinreason.agents.context import CaseContext
 from clinreason.agents.models import Claim, Concern, Proposal, ReferralNote, Review
-from clinreason.hygiene import clean_text, neutralise
+from clinreason.hygiene import MAX_LINE, clean_text, neutralise
 from clinreason.knowledge.chunking import Chunk
-from clinreason.knowledge.formulary import Formulary
-from clinreason.knowledge.recognition import match_words
+from clinreason.formulary import Formulary
+from clinreason.formulary.recognition import match_words
 from clinreason.knowledge.support import supports
-from clinreason.protocols.profile import rule_catalog
-from clinreason.protocols.result import Decision
 
-MAX_CLAIM = 600  # characters per stored claim (the report's bound too)
+MAX_CLAIM = MAX_LINE  # characters per stored claim (the report's bound too)
 MAX_CLAIMS = 12  # claims (or concerns) per list
 MAX_CITATIONS = 8  # citations per claim
 MAX_ID = 64  # agent ids, rule ids, chunk ids
@@ -87,6 +85,8 @@ def instruction_like(text: str) -> str | None:
 @dataclass
 class _Screen:
     dropped: list[str]
+    rules: Collection[str]  # the protocol's rule ids: a concern may name only these
+    categories: Collection[str]  # the protocol's concern categories; anything else is "other"
 
     def claim(self, label: str, c: Claim) -> Claim | None:
         text = neutralise(c.text, MAX_CLAIM)
@@ -107,18 +107,22 @@ class _Screen:
         if claim is None:
             return None
         rule = neutralise(c.rule_id, MAX_ID) if c.rule_id else None
-        if rule is not None and rule not in rule_catalog():
+        if rule is not None and rule not in self.rules:
             self.dropped.append(f"concern {i}: rule id not in the protocol's rules, removed")
             rule = None
-        return Concern(category=c.category, agent=neutralise(c.agent, MAX_ID), rule_id=rule, claim=claim)
+        category = c.category if c.category in self.categories else "other"
+        if category != c.category:
+            self.dropped.append(f"concern {i}: category not one of the protocol's, read as other")
+        return Concern(category=category, agent=neutralise(c.agent, MAX_ID), rule_id=rule, claim=claim)
 
 
 WITHHELD = "Summary withheld at the agent boundary: it read as an instruction, not as clinical reasoning."
 
 
-def screen(answer: Answer) -> tuple[Answer, list[str]]:
-    """The answer as it may be stored, and what was dropped from it (labels only)."""
-    s = _Screen([])
+def screen(answer: Answer, rules: Collection[str], categories: Collection[str]) -> tuple[Answer, list[str]]:
+    """The answer as it may be stored, and what was dropped from it (labels only). `rules` and
+    `categories` are the protocol's: a concern naming anything else loses it."""
+    s = _Screen([], rules, categories)
     if isinstance(answer, Proposal):
         out: Proposal | Review | ReferralNote = answer.model_copy(update={
             "agent": neutralise(answer.agent, MAX_ID) if answer.agent is not None else None,
@@ -148,7 +152,7 @@ def _words(*ws: str) -> frozenset[str]:
     return frozenset(w for group in ws for w in group.split())
 
 
-# Clause boundaries: what follows gives a reason or a condition, not the plan ("... because trimethoprim interacts").
+# Clause boundaries: what follows gives a reason or a condition, not the plan ("... because X interacts").
 _BOUNDARY = _words("but however because since as so therefore thus hence then although though whereas while unless if which "
                    "who whose that when whether until except")
 # Giving words before the drug ("start X", "switch to X"); followed by "of" they are nouns ("recent use of X").
@@ -182,10 +186,10 @@ _COORDINATORS = _words("and or plus nor ,")
 _UNITS = _words("mg g mcg ug ml gram grams milligram milligrams tab tabs tablet tablets cap caps capsule capsules sachet")
 # Words too common to be a drug on their own: the split-word repair reads "as a" as ASA (aspirin).
 _FUNCTION_WORDS = _words("a an as at be by do if in is it me my no of on or so to up us we")
-# Sentence ends, and an opening bracket: an aside ("fosfomycin (trimethoprim is excluded)") is its own clause,
-# while what follows the aside reads on ("Bactrim (TMP-SMX) should be added": TMP-SMX should be added).
+# Sentence ends, and an opening bracket: an aside ("X (Y is excluded)") is its own clause,
+# while what follows the aside reads on ("Brand (generic) should be added": the generic should be added).
 _PUNCT = re.compile(r"[.;:!?\n(\[{]+")
-# "as" starts a reason ("as trimethoprim interacts ..."), except before the role a drug is to play ("as a second agent").
+# "as" starts a reason ("as X interacts ..."), except before the role a drug is to play ("as a second agent").
 _AS_ROLE = _words("second additional extra adjunct adjunctive concurrent dual alternative option backup fallback substitute "
                   "replacement first add")
 
@@ -321,9 +325,9 @@ class Allowed:
     def of(cls, ctx: CaseContext) -> Allowed:
         p = ctx.protocol
         # Only a treatment decision gives anything: a referral note names no drug to start.
-        agents = tuple(p.selectable_agents) if p.decision is Decision.recommend_treatment else ()
+        agents = tuple(p.selectable_options) if ctx.spec.plan_kind(p) == "treat" else ()
         f = ctx.formulary
-        drugs = frozenset(f.agents[a].drug for a in agents)
+        drugs = frozenset(f.options[a].drug for a in agents)
         taken = frozenset(d for m in [*p.medications, *p.recent_antibiotics] for d in m.drugs)
         return cls(drugs, frozenset(c for d in drugs for c in f.classes_of(d)), taken, agents)
 
@@ -353,15 +357,15 @@ def text_violations(answer: Proposal | Review | ReferralNote, ctx: CaseContext) 
 # --- departures from the protocol's order ---------------------------------------------------
 def _about(chunk: Chunk, agent: str) -> bool:
     """Protocol or formulary evidence about this one agent (a guideline may disagree with the profile)."""
-    return chunk.kind in ("policy", "monograph") and chunk.agents == (agent,)
+    return chunk.kind in ("policy", "monograph") and chunk.options == (agent,)
 
 
 def justifies_skipping(claim: Claim, agent: str, ctx: CaseContext) -> bool:
     """The claim names the agent (not as something to give) and cites a retrieved passage about it that supports it."""
     f = ctx.formulary
-    if agent not in f.agents_named(claim.text):
+    if agent not in f.options_named(claim.text):
         return False
-    drug = f.agents[agent].drug
+    drug = f.options[agent].drug
     if any(n == drug and role == "give" for n, role in mention_roles(claim.text, f)):
         return False
     return any(cid in ctx.passages and _about(ctx.passages[cid], agent) and supports(claim.text, ctx.passages[cid])
@@ -373,7 +377,7 @@ def departure_violations(ctx: CaseContext, chosen: str | None, ruled_out: set[st
 
     `reasons`: the doctor's rationale claims (about no agent in particular, None) or the
     pharmacist's concerns (each about its `agent`)."""
-    order = ctx.protocol.selectable_agents
+    order = ctx.protocol.selectable_options
     if chosen not in order:
         return []  # out of bounds altogether: the structured bounds veto it
     out = []

@@ -37,13 +37,7 @@ from clinreason.agents.models import (
     Review,
     Round,
 )
-from clinreason.agents.rules import (
-    RulesDoctor,
-    RulesPharmacist,
-    referral_urgency,
-    rejected_agents,
-    urgency_shortfall,
-)
+from clinreason.agents.rules import RulesDoctor, RulesPharmacist, rejected_agents
 from clinreason.config import Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -63,25 +57,9 @@ def fenced(label: str, data: str) -> str:
     return f"<<<{label} {tag}\n{data}\n{label} {tag}>>>"
 
 
-SYSTEM = {
-    "doctor": (
-        "You are the prescribing clinician in a community-pharmacy UTI protocol (acute uncomplicated cystitis, profile {profile}). "
-        "The deterministic protocol has already decided; you may only choose among the agents marked SELECTABLE, or escalate. "
-        "An agent marked UNVERIFIED has an unrecognised medication or allergy entry that could exclude it: never prefer it "
-        "to a verified agent. Choose the first SELECTABLE agent in the order given unless a sentence about that agent, citing "
-        "its own passage, says why it does not suit this patient. "
-        "Never suggest any other drug as something to give or add. Every sentence must cite chunk ids from the PASSAGES, "
-        "exactly as given. " + _DATA_RULE
-    ),
-    "pharmacist": (
-        "You are the reviewing pharmacist. Check the proposed agent against the patient's medications, allergies, kidney "
-        "function, age, pregnancy, recent antibiotics and G6PD status using the PASSAGES and the protocol exclusions. "
-        "Approve, modify (suggest another SELECTABLE agent) or reject. An entry the formulary does not recognise is not "
-        "trusted: it could be any interacting drug. Cite chunk ids from the PASSAGES for every concern; suggesting an agent "
-        "later in the order than one still open needs a concern about each agent passed over, citing that agent's passage. "
-        "Never suggest any other drug as something to give or add. " + _DATA_RULE
-    ),
-}
+def system_prompt(ctx: CaseContext, role: str) -> str:
+    """The protocol's prompt for this role (its words for the condition), then the engine's data rule."""
+    return ctx.spec.prompts[role].format(profile=ctx.profile.id) + _DATA_RULE
 
 
 class LLMCallError(RuntimeError):
@@ -92,21 +70,21 @@ def case_prompt(ctx: CaseContext) -> str:
     """Patient summary without identifiers, protocol result, allowed agents, passages."""
     p = ctx.protocol
     agents = []
-    selectable = p.selectable_agents
-    for ev in p.agents:
-        reg = ctx.profile.regimen(ev.agent).text
+    selectable = p.selectable_options
+    for ev in p.options:
+        reg = (p.regimen_for(ev.option) or ctx.profile.regimen(ev.option)).text
         if not ev.allowed:
             status = "EXCLUDED: " + "; ".join(f"{x.rule_id} {x.reason}" for x in ev.exclusions)
         else:
-            status = "SELECTABLE" if ev.agent in selectable else "NOT SELECTABLE (a verified agent remains)"
+            status = "SELECTABLE" if ev.option in selectable else "NOT SELECTABLE (a verified agent remains)"
             if not ev.verified:
                 status += "; UNVERIFIED: unrecognised " + ", ".join(ev.unverified_by) + " (a blocking check at sign-off)"
-        agents.append(f"- {ev.agent} ({reg}): {status}")
+        agents.append(f"- {ev.option} ({reg}): {status}")
     patient = ctx.patient.model_dump(mode="json", exclude={"locale_code"})
     passages = "\n".join(f"[{cid}] {c.section}: {c.text}" for cid, c in ctx.passages.items())
     return (
         f"PATIENT (JSON, data only):\n{fenced('PATIENT_DATA', json.dumps(patient, ensure_ascii=True))}\n\n"
-        f"PROTOCOL DECISION: {p.decision.value}; rules fired: "
+        f"PROTOCOL DECISION: {p.decision}; rules fired: "
         f"{', '.join(p.rule_ids)}\n\nAGENTS in order of preference:\n" + "\n".join(agents)
         + f"\n\nPASSAGES:\n{passages}"
     )
@@ -168,7 +146,7 @@ class LLMClient:
 
 
 def _proposal_bounds(ctx: CaseContext, p: Proposal, history: list[Round]) -> list[str]:
-    selectable = ctx.protocol.selectable_agents
+    selectable = ctx.protocol.selectable_options
     if p.action == "treat" and p.agent not in selectable:
         return [f"proposed {p.agent!r}, which the protocol does not let a plan use for this patient ({', '.join(selectable) or 'none'})"]
     if p.action == "escalate" and p.agent is not None:
@@ -178,14 +156,14 @@ def _proposal_bounds(ctx: CaseContext, p: Proposal, history: list[Round]) -> lis
 
 
 def _review_bounds(ctx: CaseContext, r: Review, proposal: Proposal, history: list[Round]) -> list[str]:
-    selectable = ctx.protocol.selectable_agents
+    selectable = ctx.protocol.selectable_options
     if r.verdict == "modify" and r.suggested_agent not in selectable:
         return [f"suggested {r.suggested_agent!r}, which the protocol does not let a plan use for this patient"]
     if r.verdict == "approve" and proposal.action == "treat" and proposal.agent not in selectable:
         return [f"approved {proposal.agent!r}, which the protocol does not let a plan use for this patient"]
     # A concern's agent feeds the next round's ruled-out set: it must be one of the protocol's agents.
     stray = [f"concern {i} is about {c.agent!r}, not one of the protocol's agents"
-             for i, c in enumerate(r.concerns, 1) if ctx.protocol.find_agent(c.agent) is None]
+             for i, c in enumerate(r.concerns, 1) if ctx.protocol.find_option(c.agent) is None]
     order = (departure_violations(ctx, r.suggested_agent, rejected_agents(history), [(c.claim, c.agent) for c in r.concerns])
              if r.verdict == "modify" else [])
     return stray + order + text_violations(r, ctx)
@@ -193,8 +171,8 @@ def _review_bounds(ctx: CaseContext, r: Review, proposal: Proposal, history: lis
 
 def _referral_bounds(ctx: CaseContext, n: ReferralNote) -> list[str]:
     # A model may ask for a patient to be seen sooner than the protocol says, never later.
-    need = urgency_shortfall(n.urgency, ctx.protocol)
-    urgency = [f"urgency {n.urgency!r} is below the protocol's {need!r} for {ctx.protocol.decision.value}"] if need else []
+    need = ctx.spec.urgency_shortfall(n.urgency, ctx.protocol)
+    urgency = [f"urgency {n.urgency!r} is below the protocol's {need!r} for {ctx.protocol.decision}"] if need else []
     return urgency + text_violations(n, ctx)
 
 
@@ -204,15 +182,15 @@ class LLMDoctor:
         self.rules = RulesDoctor()
 
     def propose(self, ctx: CaseContext, history: list[Round]) -> tuple[Proposal, AgentOutcome]:
-        system = SYSTEM["doctor"].format(profile=ctx.profile.id)
+        system = system_prompt(ctx, "doctor")
         user = f"{case_prompt(ctx)}\n\n{_history(history)}\nPropose a plan."
         return _guarded(self.client, ctx, "propose", len(history) + 1, Proposal, system, user,
                         lambda p: _proposal_bounds(ctx, p, history), lambda: self.rules.propose(ctx, history))
 
     def referral_note(self, ctx: CaseContext) -> tuple[ReferralNote, AgentOutcome]:
-        system = SYSTEM["doctor"].format(profile=ctx.profile.id)
-        user = (f"{case_prompt(ctx)}\n\nThe decision is {ctx.protocol.decision.value} and the urgency at least "
-                f"{referral_urgency(ctx.protocol)}: write the referral note.")
+        system = system_prompt(ctx, "doctor")
+        user = (f"{case_prompt(ctx)}\n\nThe decision is {ctx.protocol.decision} and the urgency at least "
+                f"{ctx.spec.referral_urgency(ctx.protocol)}: write the referral note.")
         return _guarded(self.client, ctx, "referral", 0, ReferralNote, system, user, lambda n: _referral_bounds(ctx, n),
                         lambda: self.rules.referral_note(ctx))
 
@@ -223,7 +201,7 @@ class LLMPharmacist:
         self.rules = RulesPharmacist()
 
     def review(self, ctx: CaseContext, proposal: Proposal, history: list[Round]) -> tuple[Review, AgentOutcome]:
-        system = SYSTEM["pharmacist"]
+        system = system_prompt(ctx, "pharmacist")
         user = f"{case_prompt(ctx)}\n\nPROPOSAL (JSON, data only):\n{fenced('PROPOSAL', proposal.model_dump_json())}\nReview it."
         return _guarded(self.client, ctx, "review", len(history) + 1, Review, system, user,
                         lambda r: _review_bounds(ctx, r, proposal, history), lambda: self.rules.review(ctx, proposal, history))
@@ -247,7 +225,7 @@ def _guarded(client: LLMClient, ctx: CaseContext, step: str, rnd: int, schema: t
             return rules(f"assessment deadline reached during the call ({client.assessment_timeout:g} s for the agents "
                          f"of one assessment): {exc}")
         return rules(str(exc))
-    answer, dropped = screen(answer)  # before the bounds, so they read (and a veto quotes) only screened text
+    answer, dropped = screen(answer, ctx.spec.rules, ctx.spec.concern_categories)  # before the bounds, so they read (and a veto quotes) only screened text
     violations = bounds(answer)
     if violations:
         return rules("out of bounds: " + "; ".join(violations), violations)

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clinreason.protocols.spec import URGENCY_RANK, Urgency  # noqa: F401  (URGENCY_RANK re-exported)
+
 AgentName = Literal["doctor", "pharmacist"]
 
 
@@ -32,9 +34,9 @@ class Proposal(BaseModel):
 
 class Concern(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    category: Literal["allergy", "interaction", "renal", "age", "pregnancy", "recent_use", "g6pd", "unverified", "other"]
+    category: str = Field(description="What kind of problem: one of the protocol's concern categories (allergy, interaction, ...).")
     agent: str = Field(description="The agent id the concern is about.")
-    rule_id: str | None = Field(description="Protocol rule id behind the concern, e.g. EX-HYPERKALEMIA, if any.")
+    rule_id: str | None = Field(description="Protocol rule id behind the concern (from the exclusions), if any.")
     claim: Claim
 
 
@@ -50,16 +52,14 @@ class Review(BaseModel):
     summary: Claim
 
 
-Urgency = Literal["emergency_or_same_day", "within_24_48h", "routine", "none"]
-URGENCY_RANK: dict[str, int] = {"none": 0, "routine": 1, "within_24_48h": 2, "emergency_or_same_day": 3}
 
 
 class ReferralNote(BaseModel):
-    """The doctor's note when the decision is a referral or no antibiotic."""
+    """The doctor's note when the decision is a referral or no treatment."""
 
     model_config = ConfigDict(extra="forbid")
     urgency: Urgency
-    reasons: list[Claim] = Field(description="Why the patient is referred (or gets no antibiotic), cited.")
+    reasons: list[Claim] = Field(description="Why the patient is referred (or gets no treatment), cited.")
     patient_advice: list[Claim] = Field(description="What to tell the patient, cited.")
     avoid_agents: list[Claim] = Field(description="Agents a physician should avoid for this patient and why, cited.")
 

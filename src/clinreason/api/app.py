@@ -42,18 +42,18 @@ from clinreason.pipeline import (
     Pipeline,
     UnacknowledgedChecks,
 )
-from clinreason.protocols.patient import Patient
-from clinreason.samples import load_sample
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, registry
+from clinreason.samples import load_sample, sample_index, sample_protocol
 from clinreason.store import ApiKey, IdempotencyConflict, IdempotencyInProgress
 
 class SignoffRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"action": "approve", "comment": "Reviewed; INR check arranged."},
-        {"action": "amend", "agent": "fosfomycin", "comment": "Patient prefers a single dose."},
+        {"action": "amend", "agent": "<an allowed option id>", "comment": "Patient prefers a single dose."},
     ]})
     action: Literal["approve", "amend", "reject"]
     comment: str = Field(default="", max_length=2000)
-    agent: str | None = Field(default=None, description="With amend: an agent the protocol allows for this patient.")
+    agent: str | None = Field(default=None, description="With amend: an option id the protocol allows for this patient.")
     acknowledged: list[str] = Field(
         default_factory=list, max_length=200,
         description="Blocking checks the prescriber has checked by hand: each unrecognised entry's text (or its field, "
@@ -80,16 +80,19 @@ DETERMINISTIC = "-"  # the Idempotency-Key record of a deterministic result (whi
 
 
 def _patient_body_schema() -> dict[str, Any]:
-    # The body is read raw (so contradictions and unknown fields get our field
-    # errors), but documented with the full Patient schema and an example.
-    example = load_sample("raas-nitrofurantoin-allergy")
+    # The body is read raw (so contradictions and unknown fields get our field errors), but documented
+    # as one of the registered protocols' request schemas, with a bundled sample of each as an example.
+    examples = {}
+    for name in sample_index():
+        examples.setdefault(sample_protocol(name), load_sample(name))
     return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": REF.format(model="Patient")}, "example": example}}}}
+        "schema": {"$ref": REF.format(model="AssessmentRequest")},
+        "examples": {pid: {"summary": registry()[pid].title, "value": value} for pid, value in examples.items()}}}}}
 
 
 def _with_patient_components(app: FastAPI) -> Callable[[], dict[str, Any]]:
     # The body models (read by body.py, so not known to FastAPI), security, and the statuses of every path: openapi.py.
-    return install_openapi(app, (Patient, SignoffRequest))
+    return install_openapi(app, (SignoffRequest,), protocols=list(registry().values()), default_protocol=DEFAULT_PROTOCOL)
 
 
 class _BodyLimit:
@@ -142,10 +145,12 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
                 state["pipeline"] = pipeline or Pipeline(settings)
                 state["limiter"] = make_rate_limiter(settings.redis_url, settings.rate_limit, settings.rate_window)
-                state["index"] = get_index(settings)  # build or open now, not on the first assessment
-                from clinreason.knowledge.formulary import load_formulary
+                from clinreason.knowledge.corpus import all_scopes
 
-                load_formulary().recognizer.warm()  # the spelling index, before any misspelt entry arrives
+                # Build or open every knowledge base now, not on the first assessment.
+                state["indexes"] = [get_index(settings, scope=scope) for scope in all_scopes()]
+                for spec in registry().values():
+                    spec.formulary.recognizer.warm()  # the spelling index, before any misspelt entry arrives
                 # Ready means a full assessment runs warm: run the samples' retrieval plans now
                 # (on a fresh data dir this loads the embedding model here, not on a request).
                 state["warmed"] = state["pipeline"].warm_up()
@@ -158,7 +163,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     app = FastAPI(
         title="clinreason", version="0.1.0", lifespan=lifespan,
-        description="Clinical reasoning for acute uncomplicated cystitis (CA-ON). Send `Authorization: Bearer <key>`; "
+        description="Clinical reasoning for pharmacist prescribing protocols (`GET /v1/protocols`). Send `Authorization: Bearer <key>`; "
                     "keys are created with `clinreason keys create`. Errors are RFC 9457 problem+json.",
         docs_url=None, redoc_url=None,  # FastAPI's pages load their assets from a CDN: install_docs serves them locally
     )
@@ -376,6 +381,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
                            errors=[{"field": f, "message": m} for f, m in exc.errors.items()]) from None
         return a
 
+    @app.get("/v1/protocols", tags=["protocols"], responses=problem_responses(401, 403, 429),
+             summary="The registered protocols: profiles, options, decisions and each request's JSON schema")
+    def list_protocols(key: Annotated[ApiKey, Depends(role("read"))]) -> dict[str, Any]:
+        return {"default": DEFAULT_PROTOCOL, "protocols": [spec.summary() for spec in registry().values()]}
+
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -386,7 +396,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     def readyz() -> Response:
         checks: dict[str, str] = {}
         st = ensure_state()
-        for name, probe in (("store", lambda: pipe().store.ping()), ("index", lambda: _index_ok(st["index"])),
+        for name, probe in (("store", lambda: pipe().store.ping()), ("index", lambda: _index_ok(st["indexes"])),
                             ("warm", lambda: _warm_ok(st)),
                             *((("redis", lambda: st["limiter"].ping()),) if settings.redis_url else ())):
             try:
@@ -405,8 +415,8 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     return app
 
 
-def _index_ok(index: Any) -> None:
-    if not index.is_current:
+def _index_ok(indexes: list[Any]) -> None:
+    if not all(index.is_current for index in indexes):
         raise RuntimeError("index is stale")
 
 

@@ -20,7 +20,7 @@ class Metrics:
         self.dropped = Counter("clinreason_dropped_citations", "Citations dropped by the citation check", ["reason"], registry=self.registry)
 
     def record(self, a: Assessment) -> None:
-        self.decisions.labels(a.decision.value, a.mode).inc()
+        self.decisions.labels(a.decision, a.mode).inc()
         if a.audit:
             self.fallbacks.inc(len(a.audit.get("llm_fallbacks", [])))
             for reason in ("unresolved", "unsupported"):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 
 from clinreason.api.problems import problem_responses
+from clinreason.protocols.spec import ProtocolSpec
 
 REF = "#/components/schemas/{model}"
 BEARER, API_KEY = "bearerAuth", "apiKeyHeader"
@@ -48,7 +49,8 @@ def body_schema(model: str, example: Any = None, examples: dict[str, Any] | None
     return {"requestBody": {"required": True, "content": {"application/json": media}}}
 
 
-def complete(spec: dict[str, Any], models: Iterable[type[BaseModel]]) -> dict[str, Any]:
+def complete(spec: dict[str, Any], models: Iterable[type[BaseModel]], protocols: Sequence[ProtocolSpec] = (),
+             default_protocol: str | None = None) -> dict[str, Any]:
     """Complete FastAPI's spec (in place, and returned)."""
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -56,7 +58,10 @@ def complete(spec: dict[str, Any], models: Iterable[type[BaseModel]]) -> dict[st
         schema = model.model_json_schema(by_alias=True, ref_template=REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    _state_validated_rules(schemas)
+    if protocols:
+        schemas["AssessmentRequest"] = {"oneOf": [_request_schema(p, p.id == default_protocol, schemas) for p in protocols],
+                                        "description": "A patient under one registered protocol (`protocol`; absent: "
+                                                       f"{default_protocol})."}
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
 
     shared = problem_responses(*EVERY_OPERATION)
@@ -79,19 +84,24 @@ def complete(spec: dict[str, Any], models: Iterable[type[BaseModel]]) -> dict[st
     return spec
 
 
-def _state_validated_rules(schemas: dict[str, Any]) -> None:
-    """Rules the patient model checks in validators, stated in the schema where JSON Schema can:
-    the locales with a protocol profile (assessment.validate), and 1-200 characters per list entry
-    (History._check). Cross-field contradictions and words mixing scripts stay 422 field errors."""
-    from clinreason.protocols.profile import available_profiles
-
-    locale = schemas.get("Patient", {}).get("properties", {}).get("locale_code")
+def _request_schema(protocol: ProtocolSpec, default: bool, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A protocol's input model as a request body: its `protocol` field (optional for the default
+    protocol), and the locales that select one of its profiles (checked after parsing, so stated
+    here). Its nested models become components named after the protocol, so two protocols'
+    `History` models never collide. Cross-field contradictions stay 422 field errors."""
+    prefix = "".join(part.capitalize() for part in protocol.id.split("-"))
+    raw = protocol.input_model.model_json_schema(by_alias=True, ref_template=REF.format(model=prefix + "{model}"))
+    for name, sub in raw.pop("$defs", {}).items():
+        schemas[prefix + name] = sub
+    raw["title"] = f"{prefix}Request"
+    raw.setdefault("properties", {})["protocol"] = {"const": protocol.id, "type": "string", "description": "The protocol."}
+    if not default:
+        raw["required"] = ["protocol", *raw.get("required", [])]
+    locale = raw["properties"].get("locale_code")
     if locale is not None:
-        locale["enum"] = sorted(available_profiles())
-    for name in ("allergies", "meds", "recent_antibiotics"):
-        items = schemas.get("History", {}).get("properties", {}).get(name, {}).get("items")
-        if items is not None:
-            items.update(minLength=1, maxLength=200)
+        locale["enum"] = sorted(protocol.locales)
+    schemas[raw["title"]] = raw
+    return {"$ref": REF.format(model=raw["title"])}
 
 
 def _cannot_be_invalid(operation: dict[str, Any]) -> bool:
@@ -110,13 +120,14 @@ def _drop_unused(schemas: dict[str, Any], spec: dict[str, Any], names: Iterable[
                 schemas[name] = held
 
 
-def install(app: Any, models: Iterable[type[BaseModel]]) -> Callable[[], dict[str, Any]]:
+def install(app: Any, models: Iterable[type[BaseModel]], protocols: Sequence[ProtocolSpec] = (),
+            default_protocol: str | None = None) -> Callable[[], dict[str, Any]]:
     """The `app.openapi` that builds FastAPI's spec once and completes it."""
     original = app.openapi
     models = tuple(models)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = complete(original(), models)
+            app.openapi_schema = complete(original(), models, protocols, default_protocol)
         return app.openapi_schema
     return openapi

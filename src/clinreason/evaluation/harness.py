@@ -1,10 +1,12 @@
 """Run vignettes through the pipeline and score them.
 
-Each vignette names its expected decision, the acceptable agent(s), the
-agents it forbids and the blocking checks it expects. A recommendation is
-unsafe when it names a forbidden agent, when the case should not be treated
-at all, or when it uses an unverified agent without a blocking check; one unsafe case makes
-`clinreason eval` exit non-zero.
+Each vignette names its expected decision, the acceptable option(s), the
+options it forbids and the blocking checks it expects, and optionally the dose,
+the referral urgency, the cautions and the rules that must fire. A
+recommendation is unsafe when it names a forbidden option, when the case should
+not be treated at all, or when it uses an unverified option without a blocking
+check; one unsafe case makes `clinreason eval` exit non-zero. Every registered
+protocol bundles its own vignettes (`vignettes.json` in its package).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinreason import __version__
 from clinreason.assessment import Assessment, Mode, assess
 from clinreason.config import Settings
-from clinreason.protocols.result import Decision
+from clinreason.protocols.registry import get_spec, protocol_of, registry
 
 
 class Expected(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    decision: Decision
-    agents: list[str] = Field(default_factory=list, description="Acceptable agents when treatment is expected.")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    decision: str
+    agents: list[str] = Field(default_factory=list, validation_alias="options",
+                              description="Acceptable options when treatment is expected.")
     forbidden: list[str] = Field(default_factory=list)
     blocking: list[str] = Field(default_factory=list, description="Fields of the blocking checks the recommendation must carry.")
+    dose: str | None = Field(default=None, description="The recommended dose, e.g. '90 mg' (checked when given).")
+    urgency: str | None = Field(default=None, description="The referral urgency the protocol must give (checked when given).")
+    cautions: list[str] | None = Field(default=None, description="Rule ids of the cautions the result must carry (checked when given).")
+    rules: list[str] = Field(default_factory=list, description="Rule ids that must fire.")
 
 
 class Vignette(BaseModel):
@@ -91,9 +97,13 @@ class RunSummary(BaseModel):
     cases: list[CaseResult]
 
 
-def load_vignettes(path: Path | None = None) -> list[Vignette]:
-    text = path.read_text("utf-8") if path else resources.files("clinreason.evaluation").joinpath("vignettes.json").read_text("utf-8")
-    return [Vignette.model_validate(v) for v in json.loads(text)]
+def load_vignettes(path: Path | None = None, protocol: str | None = None) -> list[Vignette]:
+    """A vignette file, or the bundled vignettes of one protocol (default: of every protocol)."""
+    if path is not None:
+        return [Vignette.model_validate(v) for v in json.loads(path.read_text("utf-8"))]
+    specs = [get_spec(protocol)] if protocol else list(registry().values())
+    return [Vignette.model_validate(v) for spec in specs if spec.has_file("vignettes.json")
+            for v in json.loads(spec.read_text("vignettes.json"))]
 
 
 def _agent_of(a: Assessment) -> str | None:
@@ -103,18 +113,19 @@ def _agent_of(a: Assessment) -> str | None:
 def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | None = None) -> CaseResult:
     exp = v.expected
     agent = _agent_of(a) if a else None
-    expects_treatment = exp.decision is Decision.recommend_treatment
+    spec = get_spec(protocol_of(v.patient))
+    expects_treatment = spec.decisions[exp.decision].plan == "treat" if exp.decision in spec.decisions else False
     checks = (a.plan.blocking_checks if a.plan is not None else a.protocol.blocking_checks) if a else []
     blocking = sorted(c.field for c in checks)
-    ev = a.protocol.find_agent(agent) if a and agent else None
+    ev = a.protocol.find_option(agent) if a and agent else None
     unsafe_reason = None
     if agent is not None and agent in exp.forbidden:
         unsafe_reason = f"recommended forbidden agent {agent}"
     elif agent is not None and not expects_treatment:
-        unsafe_reason = f"recommended {agent} although the case expects {exp.decision.value}"
+        unsafe_reason = f"recommended {agent} although the case expects {exp.decision}"
     elif ev is not None and ev.unverified_by and not checks:
         unsafe_reason = f"recommended unverified {agent} without a blocking check"
-    elif ev is not None and not ev.verified and a is not None and any(e.verified for e in a.protocol.agents):
+    elif ev is not None and not ev.verified and a is not None and any(e.verified for e in a.protocol.options):
         unsafe_reason = f"recommended unverified {agent} while a verified agent remained"
     elif agent is not None and exp.blocking and not checks:
         unsafe_reason = f"recommended {agent} without the expected blocking check(s) {exp.blocking}"
@@ -124,8 +135,9 @@ def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | Non
         valid, total = c["cited"], c["cited"] + c["unresolved"] + c["unsupported"]
         resolvable, refs = sum(1 for cit in a.citations if cit.chunk_id in a.evidence), len(a.citations)
     return CaseResult(
-        id=v.id, title=v.title, expected_decision=exp.decision.value, decision=a.decision.value if a else None,
-        decision_ok=a is not None and a.decision is exp.decision, expected_agents=exp.agents, agent=agent,
+        id=v.id, title=v.title, expected_decision=exp.decision, decision=a.decision if a else None,
+        decision_ok=a is not None and a.decision == exp.decision and not _detail_misses(exp, a, spec),
+        expected_agents=exp.agents, agent=agent,
         agent_ok=(agent in exp.agents) if expects_treatment else None, unsafe=unsafe_reason is not None,
         blocking=blocking, blocking_ok=blocking == sorted(exp.blocking),
         unsafe_reason=unsafe_reason, rounds=len(a.rounds) if a else 0,
@@ -133,6 +145,20 @@ def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | Non
         citations_valid=valid, citations_total=total, references_resolvable=resolvable, references_total=refs,
         latency_ms=latency_ms, error=error,
     )
+
+
+def _detail_misses(exp: Expected, a: Assessment, spec: Any) -> list[str]:
+    """What the result gets wrong beyond the decision: dose, urgency, cautions, rules."""
+    out = []
+    if exp.dose is not None and (a.recommendation is None or a.recommendation.dose != exp.dose):
+        out.append(f"dose {a.recommendation.dose if a.recommendation else None} != {exp.dose}")
+    if exp.urgency is not None and spec.referral_urgency(a.protocol) != exp.urgency:
+        out.append(f"urgency {spec.referral_urgency(a.protocol)} != {exp.urgency}")
+    if exp.cautions is not None and sorted({c.rule_id for c in a.protocol.cautions}) != sorted(exp.cautions):
+        out.append(f"cautions {sorted({c.rule_id for c in a.protocol.cautions})} != {sorted(exp.cautions)}")
+    if missing := [r for r in exp.rules if r not in a.protocol.rule_ids]:
+        out.append(f"rules {missing} did not fire")
+    return out
 
 
 def run_eval(vignettes: list[Vignette], mode: Mode = "full", settings: Settings | None = None,

@@ -1,6 +1,6 @@
 """Wiring: intake -> assess -> retrieve -> doctor <-> pharmacist (<= N rounds)
 -> safety gate -> report -> sign-off (interrupt) -> report. Referral and
-no-antibiotic decisions take the referral-note path instead of the loop."""
+no-treatment decisions take the referral-note path instead of the loop."""
 
 from __future__ import annotations
 

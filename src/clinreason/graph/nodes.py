@@ -21,116 +21,28 @@ from clinreason.agents.models import (
     Review,
     Round,
 )
-from clinreason.assessment import assess_deterministic, input_hash
 from clinreason.config import Settings
 from clinreason.graph.citations import CitationStats, check_claim
 from clinreason.graph.evidence import gather_evidence
-from clinreason.graph.report import Signoff, render_report
-from clinreason.graph.safety import GateResult, Plan, safety_gate, treat_plan
+from clinreason.graph.report import render_report
+from clinreason.graph.safety import GateResult, safety_gate
 from clinreason.graph.state import (
     GraphState,
     evidence_of,
     gate_of,
     last_review,
     outcomes_of,
-    patient_of,
     proposal_of,
     protocol_of,
     referral_of,
+    request_of,
     rounds_of,
 )
-from clinreason.hygiene import clean_text, mixed_script_message
 from clinreason.knowledge.chunking import Chunk, current_kb_version
 from clinreason.knowledge.embeddings import model_id
-from clinreason.knowledge.formulary import load_formulary
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
-from clinreason.protocols.patient import parse_patient
-from clinreason.protocols.result import Decision, UnverifiedEntry
-
-
-class InvalidSignoff(ValueError):
-    """A sign-off request that cannot be applied; `errors` maps field -> message."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-
-
-class UnacknowledgedChecks(RuntimeError):
-    """Approval (or an amendment) refused until the prescriber acknowledges each blocking check."""
-
-    def __init__(self, pending: list[UnverifiedEntry]):
-        self.pending = pending
-        super().__init__("approval needs the prescriber to acknowledge each unrecognised entry first: "
-                         + "; ".join(f"{e.entry!r} ({e.field}): {e.reason}" for e in pending))
-
-
-def needs_signoff(plan: Plan) -> bool:
-    return plan.action in ("treat", "escalate")
-
-
-def _ack_key(text: str) -> str:
-    return " ".join(clean_text(text).casefold().split())
-
-
-def _clean_field(payload: dict[str, Any], name: str, errors: dict[str, str]) -> str:
-    text = clean_text(str(payload.get(name) or ""))
-    if (message := mixed_script_message(text)) is not None:
-        errors[name] = message
-    return text
-
-
-def validate_signoff(payload: dict[str, Any], state: GraphState) -> Signoff:
-    """Pure check of a sign-off against the case; an amendment must stay within the protocol,
-    and approving a plan with blocking checks needs each acknowledged (by entry text or field)."""
-    errors: dict[str, str] = {}
-    action = payload.get("action")
-    if action not in ("approve", "amend", "reject"):
-        errors["action"] = "must be approve, amend or reject"
-    prescriber = _clean_field(payload, "prescriber_id", errors)
-    if not prescriber or len(prescriber) > 100:
-        errors["prescriber_id"] = "required, 1-100 characters"
-    comment = _clean_field(payload, "comment", errors)
-    if len(comment) > 2000:
-        errors["comment"] = "at most 2000 characters"
-    raw_acks = payload.get("acknowledged") or []
-    if not isinstance(raw_acks, list) or not all(isinstance(a, str) for a in raw_acks):
-        errors["acknowledged"] = "a list of the unrecognised entries (their text or field) the prescriber has checked"
-        raw_acks = []
-    acknowledged = [clean_text(a) for a in raw_acks]
-    agent = payload.get("agent")
-    # Judged on a fresh evaluation, not the stored result: a record written before a rule
-    # changed (or tampered with) must not approve what the protocol now holds back.
-    protocol = assess_deterministic(patient_of(state))
-    allowed = protocol.allowed_agents
-    if action == "amend":
-        if not agent:
-            errors["agent"] = "amend needs the agent to use instead"
-        elif agent not in allowed:
-            ev = protocol.find_agent(agent)
-            why = f"; excluded: {'; '.join(x.rule_id for x in ev.exclusions)}" if ev else ""
-            errors["agent"] = f"{agent!r} is not allowed for this patient (allowed: {', '.join(allowed) or 'none'}){why}"
-    elif agent is not None:
-        errors["agent"] = "only an amendment names an agent"
-    checks: list[UnverifiedEntry] = []
-    plan = gate_of(state).plan
-    if action == "approve" and plan.action == "treat" and plan.agent:
-        checks = protocol.checks_for(plan.agent)
-    elif action == "amend" and agent in allowed:
-        checks = protocol.checks_for(agent)
-    known = {_ack_key(c.entry) for c in checks} | {_ack_key(c.field) for c in checks}
-    stray = [a for a in acknowledged if _ack_key(a) not in known]
-    if stray and action != "reject":
-        listed = ", ".join(repr(c.entry) for c in checks) or "none"
-        errors["acknowledged"] = f"not a blocking check of this plan: {', '.join(map(repr, stray))} (blocking checks: {listed})"
-    if errors:
-        raise InvalidSignoff(errors)
-    acked = {_ack_key(a) for a in acknowledged}
-    pending = [c for c in checks if _ack_key(c.entry) not in acked and _ack_key(c.field) not in acked]
-    if pending:
-        raise UnacknowledgedChecks(pending)
-    return Signoff(action=action, prescriber_id=prescriber, comment=comment, agent=agent, signed_at=str(payload.get("signed_at") or ""),
-                   acknowledged=[c.entry for c in checks])
+from clinreason.protocols.plan import Plan, Signoff, needs_signoff, treat_plan, validate_signoff
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, resolve
 
 
 def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
@@ -159,7 +71,8 @@ class Nodes:
         return {e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}
 
     def _ctx(self, s: GraphState, deadline: float | None = None) -> CaseContext:
-        return CaseContext(patient=patient_of(s), protocol=protocol_of(s), passages=self._passages(s), deadline=deadline)
+        req = request_of(s)
+        return CaseContext(patient=req.patient, protocol=protocol_of(s), passages=self._passages(s), spec=req.spec, deadline=deadline)
 
     def _deadline(self, s: GraphState) -> float:
         """One budget for all agent calls of an assessment (CLINREASON_ASSESSMENT_TIMEOUT), from the first of them.
@@ -172,13 +85,16 @@ class Nodes:
 
     # --- pipeline steps ------------------------------------------------------------
     def intake(self, s: GraphState) -> dict:
-        return {"patient": parse_patient(s["patient"]).model_dump(mode="json"), "rounds": [], "outcomes": [], "citation_stats": {}}
+        # The one validation of the request inside the graph (the service validated it before the run;
+        # a run started elsewhere, e.g. by a LangGraph server, gets the same checks here).
+        req = resolve({**s["patient"], "protocol": s.get("protocol_id") or DEFAULT_PROTOCOL})
+        return {"protocol_id": req.protocol_id, "patient": req.patient_json, "rounds": [], "outcomes": [], "citation_stats": {}}
 
     def assess(self, s: GraphState) -> dict:
-        return {"protocol": assess_deterministic(patient_of(s)).model_dump(mode="json")}
+        return {"protocol": request_of(s).evaluate().model_dump(mode="json")}
 
     def retrieve(self, s: GraphState) -> dict:
-        return {"evidence": [e.model_dump() for e in gather_evidence(protocol_of(s), self.settings)]}
+        return {"evidence": [e.model_dump() for e in gather_evidence(request_of(s).spec, protocol_of(s), self.settings)]}
 
     def doctor_step(self, s: GraphState) -> dict:
         deadline = self._deadline(s)
@@ -222,7 +138,7 @@ class Nodes:
         # proposal) or the referral step (no proposal, no rounds).
         rounds = rounds_of(s)
         review = rounds[-1].review if rounds else None
-        result = safety_gate(patient_of(s), protocol_of(s), proposal_of(s), review, len(rounds), self.settings.max_rounds, referral_of(s))
+        result = safety_gate(request_of(s), protocol_of(s), proposal_of(s), review, len(rounds), self.settings.max_rounds, referral_of(s))
         update: dict = {"gate": result.model_dump(exclude={"referral"})}
         if result.referral is not None:
             update["referral"] = result.referral.model_dump()
@@ -233,8 +149,9 @@ class Nodes:
         signoff = Signoff.model_validate(s["signoff"]) if s.get("signoff") else None
         status = "awaiting_signoff" if needs_signoff(gate.plan) and signoff is None else "final"
         audit = self._audit(s, gate)
+        req = request_of(s)
         markdown, citations = render_report(
-            assessment_id=s["assessment_id"], patient=patient_of(s), protocol=protocol_of(s),
+            assessment_id=s["assessment_id"], spec=req.spec, patient=req.patient, protocol=protocol_of(s),
             passages=self._passages(s), rounds=rounds_of(s),
             referral=referral_of(s), gate=gate, status=status, signoff=signoff, audit=audit,
         )
@@ -245,12 +162,13 @@ class Nodes:
         # its start when the graph resumes.
         gate = gate_of(s)
         payload = interrupt({"assessment_id": s["assessment_id"], "plan": gate.plan.model_dump(mode="json"),
-                             "allowed_agents": protocol_of(s).allowed_agents,
+                             "allowed_options": protocol_of(s).allowed_options,
                              "blocking_checks": [c.model_dump() for c in gate.plan.blocking_checks]})
-        signoff = validate_signoff(payload, s)
+        req = request_of(s)
+        signoff = validate_signoff(payload, req, gate.plan)
         plan = gate.plan
         if signoff.action == "amend" and signoff.agent:
-            plan = treat_plan(assess_deterministic(patient_of(s)), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")
+            plan = treat_plan(req.evaluate(), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")
         elif signoff.action == "reject":
             plan = Plan(action="rejected", reason=f"rejected by prescriber {signoff.prescriber_id}", decided_by="prescriber")
         return {"signoff": signoff.model_dump(), "gate": GateResult(passed=gate.passed, vetoes=gate.vetoes, plan=plan).model_dump()}
@@ -258,7 +176,7 @@ class Nodes:
     # --- routing -----------------------------------------------------------------------
     @staticmethod
     def after_retrieve(s: GraphState) -> str:
-        return "doctor" if protocol_of(s).decision is Decision.recommend_treatment else "referral"
+        return "doctor" if request_of(s).spec.plan_kind(protocol_of(s)) == "treat" else "referral"
 
     def after_review(self, s: GraphState) -> str:
         review = last_review(s)
@@ -273,6 +191,7 @@ class Nodes:
     # --- audit -------------------------------------------------------------------------
     def _audit(self, s: GraphState, gate: GateResult) -> dict[str, Any]:
         p = protocol_of(s)
+        req = request_of(s)
         outcomes = outcomes_of(s)
         backends = {"doctor": "rules", "pharmacist": "rules"}
         if self.settings.agent_backend == "llm":
@@ -280,12 +199,12 @@ class Nodes:
         return {
             "assessment_id": s["assessment_id"],
             "created_at": s.get("created_at", ""),
-            "input_hash": input_hash(patient_of(s)),
+            "input_hash": req.input_hash,
             "protocol": f"{p.protocol_id} {p.protocol_version}",
             "profile": f"{p.profile_id} {p.profile_version}",
-            "kb_version": current_kb_version(p.profile_id),
-            "formulary_version": load_formulary().version,
-            "retrieval_fingerprint": retrieval_fingerprint(),
+            "kb_version": current_kb_version((p.protocol_id, p.profile_id)),
+            "formulary_version": req.spec.formulary.version,
+            "retrieval_fingerprint": retrieval_fingerprint((p.protocol_id, p.profile_id)),
             "embedding_model": model_id(),
             "doctor": backends["doctor"],
             "pharmacist": backends["pharmacist"],

@@ -10,20 +10,19 @@ state, agents/guard.py; this is the second line, for every string rendered.)
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel
 
-from clinreason.agents.guard import MAX_CLAIM
 from clinreason.agents.models import Claim, ReferralNote, Round
 from clinreason.graph.safety import GateResult
+from clinreason.hygiene import report_line as clean
 from clinreason.knowledge.chunking import Chunk
-from clinreason.knowledge.corpus import monograph_doc_id, rule_chunk_id
-from clinreason.protocols.patient import Patient
+from clinreason.knowledge.corpus import monograph_doc_id
+from clinreason.protocols.plan import Signoff
 from clinreason.protocols.result import ProtocolResult
+from clinreason.protocols.spec import ProtocolSpec, scoped_id
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 URGENCY_LABEL = {
     "emergency_or_same_day": "same day (emergency department or urgent care if no same-day physician)",
     "within_24_48h": "physician or nurse practitioner within 24 to 48 hours",
@@ -39,25 +38,6 @@ class Citation(BaseModel):
     title: str
     section: str
     version: str
-
-
-class Signoff(BaseModel):
-    action: str  # approve | amend | reject
-    prescriber_id: str
-    comment: str
-    agent: str | None = None
-    signed_at: str
-    acknowledged: list[str] = []  # the blocking checks (unrecognised entries) the prescriber acknowledged
-
-
-def clean(text: str) -> str:
-    """Untrusted text -> one safe markdown line."""
-    text = _CONTROL.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
-    text = text.replace("[", "(").replace("]", ")")  # no forged [n] or links
-    text = re.sub(r"^#+\s*", "", text)
-    return text if len(text) <= MAX_CLAIM else text[: MAX_CLAIM - 1] + "…"
 
 
 class _Refs:
@@ -85,31 +65,14 @@ class _Refs:
         return out
 
 
-def _patient_summary(p: Patient) -> list[str]:
-    s, rf, h = p.symptoms, p.red_flags, p.history
-    present = [k.replace("_", " ") for k, v in s.model_dump().items() if v] or ["none"]
-    flags = [k.replace("_", " ") for k, v in rf.model_dump().items() if v] or ["none"]
-    renal = p.renal_function_summary.value + "".join(f", {label} {v:g} mL/min" for label, v in p.renal_values())
-    return [
-        f"- Age {p.age}, sex {p.sex.value}, pregnancy status {p.pregnancy_status.value}, renal function {renal}",
-        f"- Symptoms: {', '.join(present)}",
-        f"- Red flags: {', '.join(flags)}",
-        f"- Medications: {', '.join(clean(m) for m in h.meds) or 'none'}",
-        f"- Allergies: {', '.join(clean(a) for a in h.allergies) or 'none reported'}",
-        f"- Antibiotics in the last 90 days: {'yes' if h.antibiotics_last_90d else 'no'}"
-        + (f" ({', '.join(clean(x) for x in h.recent_antibiotics)})" if h.recent_antibiotics else ""),
-        "- Direct identifiers (name, health number, address) are not part of the input and do not appear here.",
-    ]
-
-
-def _blocking_checks(gate: GateResult, signoff: Signoff | None, refs: _Refs, profile_id: str) -> list[str]:
+def _blocking_checks(gate: GateResult, signoff: Signoff | None, refs: _Refs, rule_chunk: str) -> list[str]:
     """First in the report: unrecognised entries the plan depends on (what is not recognised is not trusted)."""
     checks = gate.plan.blocking_checks
     if not checks:
         return []
-    agent = gate.plan.agent or ""
+    agent = gate.plan.option or ""
     L = ["## Blocking checks", f"The plan uses **{agent}**, which the formulary could not verify for this patient. "
-         f"Check each entry by hand before approving {refs.mark([rule_chunk_id('TX-UNVERIFIED', profile_id)])}".rstrip() + "."]
+         f"Check each entry by hand before approving {refs.mark([rule_chunk])}".rstrip() + "."]
     L += [f"- `{c.field}` {clean(repr(c.entry))}: {clean(c.reason)}." for c in checks]
     if signoff is not None and signoff.acknowledged:
         L.append(f"- Acknowledged by prescriber {clean(signoff.prescriber_id)}: {', '.join(clean(repr(a)) for a in signoff.acknowledged)}.")
@@ -122,7 +85,8 @@ def _blocking_checks(gate: GateResult, signoff: Signoff | None, refs: _Refs, pro
 def render_report(
     *,
     assessment_id: str,
-    patient: Patient,
+    spec: ProtocolSpec,
+    patient: Any,
     protocol: ProtocolResult,
     passages: dict[str, Chunk],
     rounds: list[Round],
@@ -133,27 +97,40 @@ def render_report(
     audit: dict[str, Any],
 ) -> tuple[str, list[Citation]]:
     refs = _Refs(passages)
-    L: list[str] = [f"# Cystitis assessment ({protocol.profile_id})", "", f"Assessment `{assessment_id}` | status **{status}**", ""]
-    L += _blocking_checks(gate, signoff, refs, protocol.profile_id)
-    L += ["## Patient summary", *_patient_summary(patient), ""]
+    wording = spec.wording
 
-    L += ["## Decision", f"**{protocol.decision.value}**", ""]
-    L += [f"- `{h.rule_id}` {h.title}: {clean(h.detail)} {refs.mark([rule_chunk_id(h.rule_id, protocol.profile_id)])}".rstrip() for h in protocol.rules_fired]
+    def rule_chunk(rule_id: str) -> str:
+        return spec.rule_chunk_id(rule_id, protocol.profile_id)
+
+    def mono(option: str, slug: str) -> str:
+        return scoped_id(protocol.protocol_id, protocol.profile_id, f"{monograph_doc_id(option)}#{slug}")
+
+    def docs(prefixes: tuple[str, ...]) -> list[str]:
+        return [cid for cid, c in passages.items() if c.local_id.startswith(prefixes)]
+
+    title = wording.report_title.format(profile=protocol.profile_id)
+    L: list[str] = [f"# {title}", "", f"Assessment `{assessment_id}` | status **{status}**", ""]
+    L += _blocking_checks(gate, signoff, refs, rule_chunk(spec.agent_policy.unverified_rule))
+    L += ["## Patient summary", *spec.patient_summary(patient),
+          "- Direct identifiers (name, health number, address) are not part of the input and do not appear here.", ""]
+
+    L += ["## Decision", f"**{protocol.decision}**", ""]
+    L += [f"- `{h.rule_id}` {h.title}: {clean(h.detail)} {refs.mark([rule_chunk(h.rule_id)])}".rstrip() for h in protocol.rules_fired]
     L.append("")
 
     plan = gate.plan
     L += ["## Plan"]
     if plan.action == "treat" and plan.regimen:
-        dose = refs.mark([f"{monograph_doc_id(plan.agent or '')}#dose-and-regimen"])
+        dose = refs.mark([mono(plan.option or "", "dose-and-regimen")])
         L.append(f"**{plan.regimen.text}** {dose}".rstrip())
         if plan.regimen.note:
             L.append(f"_{plan.regimen.note}_")
     elif plan.action == "escalate":
         L.append("**Escalated to a human prescriber**: the pharmacist does not prescribe until a prescriber decides.")
     elif plan.action == "rejected":
-        L.append("**Rejected by the prescriber**: no antibiotic is dispensed under this assessment.")
+        L.append(wording.rejected)
     else:
-        L.append(f"**{'Refer' if plan.action == 'refer' else 'No antibiotic'}**")
+        L.append(f"**{'Refer' if plan.action == 'refer' else wording.no_treatment_label}**")
     L += [f"Decided by: {plan.decided_by} ({clean(plan.reason)}).", ""]
     L += ["### Safety gate", "Passed: the final plan is one the protocol allows for this patient." if gate.passed else "**Vetoed:**"]
     L += [f"- {clean(v)}" for v in gate.vetoes]
@@ -171,7 +148,7 @@ def render_report(
         L += [f"- {refs.claim(c)}" for c in referral.reasons]
         L += ["", "What to tell the patient:"] + [f"- {refs.claim(c)}" for c in referral.patient_advice]
         if referral.avoid_agents:
-            L += ["", "Agents to avoid if a physician treats:"] + [f"- {refs.claim(c)}" for c in referral.avoid_agents]
+            L += ["", wording.avoid_heading] + [f"- {refs.claim(c)}" for c in referral.avoid_agents]
         L.append("")
 
     if rounds:
@@ -188,20 +165,24 @@ def render_report(
             L += [f"  - {refs.claim(c.claim)}" for c in r.review.concerns]
         L.append("")
 
-    if plan.action == "treat" and plan.agent:
-        mono = monograph_doc_id(plan.agent)
-        L += ["## Counselling", f"{clean(passages[mono + '#counselling'].text.splitlines()[0]) if mono + '#counselling' in passages else ''} {refs.mark([mono + '#counselling'])}".strip()]
-        L += [f"Adverse effects to mention: see {refs.mark([mono + '#adverse-effects'])}", ""]
+    if protocol.cautions:
+        L += ["## Cautions"]
+        L += [f"- **{clean(c.message)}** ({c.severity}) Action: {clean(c.action)} Evidence: {clean(c.evidence)}. "
+              f"{refs.mark([rule_chunk(c.rule_id)])}".rstrip() for c in protocol.cautions]
+        L.append("")
+
+    if plan.action == "treat" and plan.option:
+        counsel, adverse = mono(plan.option, "counselling"), mono(plan.option, "adverse-effects")
+        L += ["## Counselling", f"{clean(passages[counsel].text.splitlines()[0]) if counsel in passages else ''} {refs.mark([counsel])}".strip()]
+        L += [f"Adverse effects to mention: see {refs.mark([adverse])}", ""]
 
     L += ["## Follow-up and red flags"]
     if protocol.follow_up:
         fu = protocol.follow_up
-        follow = [cid for cid in passages if cid.startswith("policy-signoff#follow-up")]
-        L.append(f"- Reassess at {fu.reassess}. {refs.mark(follow)}".rstrip())
+        L.append(f"- {wording.follow_up.format(reassess=fu.reassess)} {refs.mark(docs(wording.follow_up_docs))}".rstrip())
         L.append(f"- Escalate if: {', '.join(fu.escalate_if)}.")
         L.append(f"- Notify the primary prescriber: {'yes' if fu.notify_primary_prescriber else 'no'}.")
-    back = [cid for cid in passages if cid.startswith("policy-counselling#when-to-return")]
-    L.append(f"- Return at once for fever, rigors, flank or back pain, vomiting, or feeling very unwell. {refs.mark(back)}".rstrip())
+    L.append(f"- {wording.return_line} {refs.mark(docs(wording.return_docs))}".rstrip())
     for f in protocol.flags:
         L.append(f"- Check: {clean(f.message)}")
     L.append("")

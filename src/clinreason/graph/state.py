@@ -3,19 +3,23 @@ Postgres) stores and restores them exactly; `load_*` helpers give typed views.""
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any, TypedDict
 
 from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
 from clinreason.graph.evidence import Evidence
 from clinreason.graph.safety import GateResult
-from clinreason.protocols.patient import Patient
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, Validated, revalidate
 from clinreason.protocols.result import ProtocolResult
+from clinreason.protocols.spec import ProtocolSpec
 
 
 class GraphState(TypedDict, total=False):
     assessment_id: str
     created_at: str
-    patient: dict[str, Any]  # validated Patient, JSON form
+    protocol_id: str  # the registered protocol (absent in states written before protocols were plug-ins: the default)
+    patient: dict[str, Any]  # the validated patient, JSON form of the protocol's input model
     protocol: dict[str, Any]  # ProtocolResult
     evidence: list[dict[str, Any]]  # Evidence: chunk ids and why they were retrieved
     rounds: list[dict[str, Any]]  # Round
@@ -32,8 +36,23 @@ class GraphState(TypedDict, total=False):
     audit: dict[str, Any]
 
 
-def patient_of(s: GraphState) -> Patient:
-    return Patient.model_validate(s["patient"])
+def request_of(s: GraphState) -> Validated:
+    """The validated request (protocol, profile, patient) the state holds: parsed once per
+    distinct patient, not once per node (the state keeps JSON, for the checkpointer)."""
+    return _typed(s.get("protocol_id") or DEFAULT_PROTOCOL, json.dumps(s["patient"], sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _typed(protocol_id: str, patient: str) -> Validated:
+    return revalidate(protocol_id, json.loads(patient))
+
+
+def spec_of(s: GraphState) -> ProtocolSpec:
+    return request_of(s).spec
+
+
+def patient_of(s: GraphState) -> Any:
+    return request_of(s).patient
 
 
 def protocol_of(s: GraphState) -> ProtocolResult:

@@ -19,20 +19,20 @@ import numpy as np
 
 from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, kb_version
-from clinreason.knowledge.corpus import KINDS, rule_chunk_id
+from clinreason.knowledge.corpus import KINDS, Scope, default_scope, rule_chunk_id
 from clinreason.knowledge.embeddings import Embedder, model_id
 from clinreason.knowledge.linking import linked_facets, linked_rules, named_sources, stemmer
 from clinreason.knowledge.query import expand_query
 from clinreason.knowledge.spelling import correct_spelling
 
-FILTER_KEYS = ("kind", "agent", "jurisdiction", "doc_id")
+FILTER_KEYS = ("kind", "option", "jurisdiction", "doc_id")
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 # At most this many passages from one document in a hybrid top-k, so the rule,
 # the monograph and the guideline can all appear (measured on the eval set).
 MAX_PER_DOC = 3
 # The rule-linked list in the fusion: its weight relative to BM25 and dense (1.0
 # each), and how many passages one linked rule may add (a broad rule such as
-# TX-FIRST-SAFE-AGENT tags a dozen passages and would otherwise flood the list).
+# the rule that states the choice of option tags a dozen passages and would otherwise flood the list).
 LINK_WEIGHT = 1.5
 LINK_PER_RULE = 4
 # How deep each of BM25 and dense is read before fusing. A fixed depth keeps the
@@ -57,15 +57,15 @@ def _values(v: str | Sequence[str]) -> list[str]:
     return [v] if isinstance(v, str) else list(v)
 
 
-def check_filters(filters: Filters | None, agent_ids: Sequence[str] = ()) -> dict[str, list[str]]:
-    """Normalise filters to lists; unknown keys, kinds or agents are errors, not empty results."""
+def check_filters(filters: Filters | None, option_ids: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Normalise filters to lists; unknown keys, kinds or options are errors, not empty results."""
     if not filters:
         return {}
     unknown = set(filters) - set(FILTER_KEYS)
     if unknown:
         raise ValueError(f"unknown filter key(s) {sorted(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
     out = {k: _values(v) for k, v in filters.items()}
-    allowed = {"kind": KINDS, "agent": tuple(agent_ids)}
+    allowed = {"kind": KINDS, "option": tuple(option_ids)}
     for key, choices in allowed.items():
         bad = [v for v in out.get(key, []) if v not in choices]
         if bad and choices:
@@ -76,8 +76,8 @@ def check_filters(filters: Filters | None, agent_ids: Sequence[str] = ()) -> dic
 def chroma_where(filters: dict[str, list[str]]) -> dict[str, Any] | None:
     clauses: list[dict[str, Any]] = []
     for key, values in filters.items():
-        if key == "agent":
-            ors = [{f"agent_{a}": True} for a in values]
+        if key == "option":
+            ors = [{f"option_{a}": True} for a in values]
             clauses.append(ors[0] if len(ors) == 1 else {"$or": ors})
         else:
             clauses.append({key: {"$in": values}})
@@ -88,20 +88,20 @@ def chroma_where(filters: dict[str, list[str]]) -> dict[str, Any] | None:
 
 def chunk_matches(chunk: Chunk, filters: dict[str, list[str]]) -> bool:
     for key, values in filters.items():
-        if key == "agent":
-            if not set(values) & set(chunk.agents):
+        if key == "option":
+            if not set(values) & set(chunk.options):
                 return False
         elif getattr(chunk, key) not in values:
             return False
     return True
 
 
-def _metadata(c: Chunk, agent_ids: Sequence[str]) -> dict[str, Any]:
+def _metadata(c: Chunk, option_ids: Sequence[str]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "doc_id": c.doc_id, "kind": c.kind, "jurisdiction": c.jurisdiction,
         "content_hash": c.content_hash, "version": c.version,
     }
-    meta.update({f"agent_{a}": a in c.agents for a in agent_ids})
+    meta.update({f"option_{a}": a in c.options for a in option_ids})
     return meta
 
 
@@ -119,13 +119,21 @@ def make_chroma_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
+def collection_name(settings: Settings, scope: Scope) -> str:
+    """One Chroma collection per knowledge base: `clinreason-kb-<protocol>-<profile>`."""
+    return "-".join([settings.chroma_collection, *(part.lower() for part in scope)])
+
+
 class KnowledgeIndex:
-    def __init__(self, chunks: Sequence[Chunk], settings: Settings, embedder: Embedder | None = None):
+    """The index of one knowledge base (protocol, profile): its own BM25 statistics, collection and links."""
+
+    def __init__(self, chunks: Sequence[Chunk], settings: Settings, embedder: Embedder | None = None, scope: Scope | None = None):
         self.chunks = list(chunks)
+        self.scope: Scope = scope or (self.chunks[0].scope if self.chunks else default_scope())
         self.by_id = {c.id: c for c in self.chunks}
         self.settings = settings
         self.embedder = embedder or Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
-        self.agent_ids = sorted({a for c in self.chunks for a in c.agents})
+        self.option_ids = sorted({a for c in self.chunks for a in c.options})
         self.by_rule: dict[str, list[str]] = {}
         self.by_facet: dict[str, list[str]] = {}  # monograph section slug -> that section of each monograph
         self.by_doc: dict[str, list[str]] = {}
@@ -138,7 +146,7 @@ class KnowledgeIndex:
         self.version = kb_version(self.chunks)
         self._client = make_chroma_client(settings)
         self.collection = self._client.get_or_create_collection(
-            settings.chroma_collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            collection_name(settings, self.scope), embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
         self._bm25: Any = None
         self._masks: dict[tuple[tuple[str, tuple[str, ...]], ...], np.ndarray] = {}  # BM25 filter masks
@@ -172,7 +180,7 @@ class KnowledgeIndex:
                     ids=[c.id for c in part],
                     embeddings=vectors[start : start + len(part)].tolist(),
                     documents=[c.text for c in part],
-                    metadatas=[_metadata(c, self.agent_ids) for c in part],
+                    metadatas=[_metadata(c, self.option_ids) for c in part],
                 )
         self.collection.modify(metadata={"kb_version": self.version, "model": model_id()})
         self.last_build = BuildReport(
@@ -231,8 +239,8 @@ class KnowledgeIndex:
         The protocol's own statement of each linked rule comes first (it is what
         a plan cites), then the other tagged passages, best text match first.
         """
-        rules = linked_rules(query)
-        statements = {rule_chunk_id(r) for r in rules}
+        rules = linked_rules(query, self.scope)
+        statements = {rule_chunk_id(r, self.scope) for r in rules}
 
         def best_first(ids: Sequence[str]) -> list[str]:
             return sorted(ids, key=lambda cid: (cid not in statements, -text_scores.get(cid, 0.0), cid))
@@ -243,11 +251,11 @@ class KnowledgeIndex:
         out: set[str] = set()
         for rule in rules:
             out.update(best_first(admitted(self.by_rule.get(rule, ())))[:LINK_PER_RULE])
-        for doc in named_sources(query):  # "what does Beers say": that document's best-matching sections
+        for doc in named_sources(query, self.scope):  # "what does <guideline> say": that document's best sections
             out.update(best_first(admitted(self.by_doc.get(doc, ())))[:LINK_PER_RULE])
-        facets, agents = linked_facets(query)
+        facets, options = linked_facets(query, self.scope)
         for facet in facets:
-            out.update(cid for cid in admitted(self.by_facet.get(facet, ())) if set(agents) & set(self.by_id[cid].agents))
+            out.update(cid for cid in admitted(self.by_facet.get(facet, ())) if set(options) & set(self.by_id[cid].options))
         return best_first(list(out))
 
     # --- hybrid -------------------------------------------------------------
@@ -257,9 +265,9 @@ class KnowledgeIndex:
         method: hybrid (RRF of BM25, dense and the rule-linked list), rrf (BM25
         and dense only, for comparison), bm25 or dense.
         """
-        f = check_filters(filters, self.agent_ids)
-        query = correct_spelling(query)  # before everything: BM25, dense and rule cues all miss a typo
-        expanded = expand_query(query)
+        f = check_filters(filters, self.option_ids)
+        query = correct_spelling(query, self.scope)  # before everything: BM25, dense and rule cues all miss a typo
+        expanded = expand_query(query, self.scope)
         pool = max(4 * k, FUSION_DEPTH)
         if method == "bm25":
             return self.bm25(expanded, k, f)[:k]
@@ -276,7 +284,7 @@ class KnowledgeIndex:
                 fused[cid] = fused.get(cid, 0.0) + LINK_WEIGHT / (RRF_K + rank)
         out: list[tuple[str, float]] = []
         per_doc: dict[str, int] = {}
-        uncapped = set(named_sources(query))  # "what does Beers say": that document is the answer
+        uncapped = set(named_sources(query, self.scope))  # a guideline the question names is the answer
         for cid, score in sorted(fused.items(), key=lambda kv: (-kv[1], kv[0])):
             doc = self.by_id[cid].doc_id
             if doc in uncapped or per_doc.get(doc, 0) < MAX_PER_DOC:

@@ -6,14 +6,13 @@ import hashlib
 import json
 import threading
 from functools import cache
-from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
 from clinreason.config import Settings, get_settings
-from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version
-from clinreason.knowledge.embeddings import model_id
-from clinreason.knowledge.formulary import load_formulary
+from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version, every_chunk
+from clinreason.knowledge.corpus import Scope, default_scope, spec_of
+from clinreason.knowledge.embeddings import Embedder, model_id
 from clinreason.knowledge.index import (
     FUSION_DEPTH,
     LINK_PER_RULE,
@@ -28,7 +27,7 @@ from clinreason.knowledge.index import (
 from clinreason.knowledge.sqlite_cache import SqliteCache
 
 # Bump when ranking code changes in a way the data hashes and constants cannot see.
-# link3: episode counts ("2 UTIs since March", "her 3rd UTI") link the recurrence rules.
+# link3: episode counts in a question link the rules that count episodes.
 # spell1: misspelt words are repaired first (knowledge/spelling.py).
 # facet1: facet words link monograph sections (data/facet_cues.toml).
 # named1: a guideline the question names is linked and exempt from the per-document cap.
@@ -36,7 +35,7 @@ from clinreason.knowledge.sqlite_cache import SqliteCache
 RETRIEVAL_ALGO = (
     f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-spell1-expand1-link3-facet1-named1-neg1-{LINK_WEIGHT}x{LINK_PER_RULE}"
 )
-_RANKING_DATA = ("lay_terms.toml", "rule_cues.toml", "facet_cues.toml")
+_RANKING_DATA = ("lay_terms.toml", "cues.toml", "facets.toml")  # each protocol's files
 
 
 class Passage(BaseModel):
@@ -62,20 +61,24 @@ class Passage(BaseModel):
 
 
 _lock = threading.Lock()
-_indexes: dict[tuple[str, str | None, str], KnowledgeIndex] = {}
+_indexes: dict[tuple[str, str | None, str, Scope], KnowledgeIndex] = {}
+_embedders: dict[str, Embedder] = {}  # one per data dir: every knowledge base shares the model and its query cache
 
 
-def get_index(settings: Settings | None = None, progress: Progress | None = None, *, force: bool = False) -> KnowledgeIndex:
-    """The process-wide index for these settings, built on first use if missing or stale.
+def get_index(settings: Settings | None = None, progress: Progress | None = None, *, force: bool = False,
+              scope: Scope | None = None) -> KnowledgeIndex:
+    """The process-wide index of one knowledge base for these settings, built on first use if missing or stale.
 
     force re-embeds every chunk. The index's `last_build` says what the build did.
     """
     settings = settings or get_settings()
-    key = (str(settings.data_dir), settings.chroma_url, settings.chroma_collection)
+    scope = scope or default_scope()
+    key = (str(settings.data_dir), settings.chroma_url, settings.chroma_collection, scope)
     with _lock:
         index = _indexes.get(key)
         if index is None:
-            index = KnowledgeIndex(all_chunks(), settings)
+            embedder = _embedders.setdefault(str(settings.data_dir), Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite"))
+            index = KnowledgeIndex(all_chunks(scope), settings, embedder, scope)
             if not force:
                 index.ensure_built(progress)
         if force:
@@ -85,11 +88,13 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
 
 
 @cache
-def retrieval_fingerprint() -> str:
-    """Everything a ranking depends on: chunks, model, formulary, lay terms, rule cues, algorithm."""
-    data = resources.files("clinreason.knowledge.data")
-    hashes = tuple(hashlib.sha256(data.joinpath(name).read_bytes()).hexdigest() for name in _RANKING_DATA)
-    parts = (current_kb_version(), model_id(), load_formulary().version, *hashes, RETRIEVAL_ALGO)
+def retrieval_fingerprint(scope: Scope | None = None) -> str:
+    """Everything a ranking in one knowledge base depends on: chunks, model, formulary, lay terms,
+    cues, algorithm."""
+    scope = scope or default_scope()
+    spec = spec_of(scope)
+    hashes = tuple(hashlib.sha256(spec.read_text(name).encode()).hexdigest() if spec.has_file(name) else "-" for name in _RANKING_DATA)
+    parts = (current_kb_version(scope), model_id(), spec.formulary.version, *hashes, RETRIEVAL_ALGO)
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -107,9 +112,9 @@ class ResultCache(SqliteCache[list[tuple[str, float]]]):
         )
 
     @staticmethod
-    def key(query: str, k: int, filters: Filters | None, method: str) -> str:
+    def key(query: str, k: int, filters: Filters | None, method: str, scope: Scope) -> str:
         f = {key: sorted(v) for key, v in sorted(check_filters(filters).items())}
-        return json.dumps([retrieval_fingerprint(), query, k, f, method], separators=(",", ":"))
+        return json.dumps([retrieval_fingerprint(scope), *scope, query, k, f, method], separators=(",", ":"))
 
 
 _caches: dict[str, ResultCache] = {}
@@ -125,9 +130,9 @@ def _result_cache(settings: Settings) -> ResultCache:
 
 def search_ids(
     query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None,
-    progress: Progress | None = None,
+    progress: Progress | None = None, scope: Scope | None = None,
 ) -> list[tuple[str, float]]:
-    """Ranked (chunk id, score), served from the result cache when seen before.
+    """Ranked (chunk id, score) inside one knowledge base, served from the result cache when seen before.
 
     progress reports a first-use index build, if a cache miss needs one.
     """
@@ -136,24 +141,29 @@ def search_ids(
     if k < 1:
         raise ValueError("k must be at least 1")
     settings = settings or get_settings()
+    scope = scope or default_scope()
     results = _result_cache(settings)
-    key = results.key(query, k, filters, method)
+    key = results.key(query, k, filters, method, scope)
     hits = results.get(key)
     if hits is None:
-        hits = get_index(settings, progress).search(query, k, filters, method)
+        hits = get_index(settings, progress, scope=scope).search(query, k, filters, method)
         results.put(key, hits)
     return hits
 
 
-def retrieve(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None) -> list[Passage]:
-    """Top-k passages for a question. filters: kind, agent, jurisdiction, doc_id (str or list)."""
+def retrieve(query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None,
+             scope: Scope | None = None) -> list[Passage]:
+    """Top-k passages for a question in one knowledge base (default: the default protocol's).
+    filters: kind, option, jurisdiction, doc_id (str or list)."""
     chunks = chunk_by_id()
-    return [Passage.from_chunk(chunks[cid], score) for cid, score in search_ids(query, k, filters, method=method, settings=settings)]
+    hits = search_ids(query, k, filters, method=method, settings=settings, scope=scope)
+    return [Passage.from_chunk(chunks[cid], score) for cid, score in hits]
 
 
 @cache
 def chunk_by_id() -> dict[str, Chunk]:
-    return {c.id: c for c in all_chunks()}
+    """Every chunk of every knowledge base, by its scoped id."""
+    return {c.id: c for c in every_chunk()}
 
 
 def get_chunk(chunk_id: str) -> Chunk:

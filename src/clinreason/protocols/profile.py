@@ -1,4 +1,9 @@
-"""Protocol profiles (jurisdiction parameters) and the rule catalogue, as data."""
+"""Protocol profiles (jurisdiction parameters) and rule specs, as data.
+
+Every number that is a jurisdiction choice lives in a profile file, never in
+code. A protocol subclasses `Profile` with its own parameters and names them
+for rule texts in `params`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from clinreason.protocols.result import FollowUp, Regimen, RegimenSpec
 
-PROTOCOL_ID = "uti-cystitis"
-PROTOCOL_VERSION = "1.0.0"
-
 
 class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -21,28 +23,25 @@ class Profile(BaseModel):
     protocol: str
     title: str
     source: str
-    min_age: int = Field(ge=0)
-    renal_complicating_below: float
-    recent_antibiotic_days: int
-    agent_order: list[str]
-    renal_exclusion_below: dict[str, float]
+    locales: list[str] = Field(default_factory=list, description="locale_code values that select this profile (default: its id).")
+    option_order: list[str]
     regimens: dict[str, RegimenSpec]
     follow_up: FollowUp
 
-    def regimen(self, agent: str) -> Regimen:
-        return Regimen(agent=agent, **self.regimens[agent].model_dump())
+    @property
+    def locale_codes(self) -> list[str]:
+        return self.locales or [self.id]
+
+    def regimen(self, option: str) -> Regimen:
+        return Regimen(agent=option, **self.regimens[option].model_dump())
 
     @cached_property
     def params(self) -> dict[str, str]:
         """Values that rule texts may reference as {placeholders}."""
-        renal = ", ".join(f"{v:g}" for v in self.renal_exclusion_below.values())
-        return {
-            "min_age": str(self.min_age),
-            "renal_complicating_below": f"{self.renal_complicating_below:g}",
-            "recent_antibiotic_days": str(self.recent_antibiotic_days),
-            "renal_exclusion_below": renal,
-            "agent_order": ", ".join(self.agent_order),
-        }
+        return {"option_order": ", ".join(self.option_order), **self.extra_params()}
+
+    def extra_params(self) -> dict[str, str]:
+        return {}
 
 
 class RuleSpec(BaseModel):
@@ -52,43 +51,13 @@ class RuleSpec(BaseModel):
     title: str
     text: str
     source: str
-    # A referral this rule triggers is same day, whatever its decision's usual
-    # timeframe: new confusion or delirium may be sepsis; cystitis in pregnancy
-    # needs treatment the pharmacist cannot give.
+    decision: str = ""  # the decision the rule gives, when it gives one
+    # A referral this rule triggers is same day, whatever its decision's usual timeframe.
     same_day: bool = False
 
 
-def _read_toml(package: str, name: str) -> dict:
-    return tomllib.loads(resources.files(package).joinpath(name).read_text("utf-8"))
-
-
 @cache
-def available_profiles() -> dict[str, str]:
-    """Profile id -> file name, for every bundled profile."""
-    out: dict[str, str] = {}
-    for entry in resources.files("clinreason.protocols.profiles").iterdir():
-        if entry.name.endswith(".toml"):
-            out[tomllib.loads(entry.read_text("utf-8"))["id"]] = entry.name
-    return out
-
-
-@cache
-def load_profile(profile_id: str) -> Profile:
-    files = available_profiles()
-    if profile_id not in files:
-        raise KeyError(profile_id)
-    profile = Profile.model_validate(_read_toml("clinreason.protocols.profiles", files[profile_id]))
-    missing = [a for a in profile.agent_order if a not in profile.regimens]
-    if missing:
-        raise ValueError(f"profile {profile_id}: no regimen for {missing}")
-    return profile
-
-
-@cache
-def rule_catalog() -> dict[str, RuleSpec]:
-    raw = _read_toml("clinreason.protocols", "rules.toml")
+def load_rules(package: str) -> dict[str, RuleSpec]:
+    """The rule catalogue (`rules.toml`) of a protocol package, parsed once per process."""
+    raw = tomllib.loads(resources.files(package).joinpath("rules.toml").read_text("utf-8"))
     return {rid: RuleSpec(id=rid, **spec) for rid, spec in raw.items()}
-
-
-def rule_title(rule_id: str, profile: Profile) -> str:
-    return rule_catalog()[rule_id].title.format(**profile.params)

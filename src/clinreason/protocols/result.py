@@ -1,19 +1,14 @@
-"""Output of the deterministic protocol node."""
+"""Output of the deterministic protocol node: the same shape for every protocol.
+
+A protocol's decision values come from its own decision table (`ProtocolSpec.decisions`);
+an *option* is a drug the protocol may recommend.
+"""
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-
-class Decision(StrEnum):
-    recommend_treatment = "recommend_treatment"
-    refer_urgent = "refer_urgent"
-    refer_complicated = "refer_complicated"
-    refer_recurrence = "refer_recurrence"
-    refer_no_safe_option = "refer_no_safe_option"
-    no_antibiotics = "no_antibiotics"
+from clinreason.formulary import DrugMatch
 
 
 class _Out(BaseModel):
@@ -38,23 +33,23 @@ class Exclusion(_Out):
 
 
 class UnverifiedEntry(_Out):
-    """An entry the formulary does not recognise, and the agents it leaves unverified.
+    """An entry the formulary does not recognise, and the options it leaves unverified.
 
     What is not recognised is not trusted: the entry might be any interacting
-    drug (a medication) or any agent (an allergy, a recent antibiotic)."""
+    drug (a medication) or any option (an allergy, a recent use)."""
 
     field: str = Field(description="Where the entry is, e.g. 'history.meds[2]'.")
     entry: str = Field(description="The entry as given (after text hygiene).")
     reason: str
-    agents: list[str] = Field(description="Agents whose exclusions this entry could change.")
+    options: list[str] = Field(description="Options whose exclusions this entry could change.")
 
 
-class AgentEvaluation(_Out):
-    agent: str
+class OptionEvaluation(_Out):
+    option: str
     rank: int = Field(description="1 = most preferred in the profile's order.")
     exclusions: list[Exclusion] = Field(default_factory=list)
     unverified_by: list[str] = Field(
-        default_factory=list, description="Fields of unrecognised entries that could exclude this agent (see unverified_entries)."
+        default_factory=list, description="Fields of unrecognised entries that could exclude this option (see unverified_entries)."
     )
 
     @computed_field  # type: ignore[prop-decorator]
@@ -97,6 +92,18 @@ class FollowUp(_Out):
     signoff_required: bool
 
 
+class Caution(_Out):
+    """A finding that never changes the decision: the report states it with its action."""
+
+    rule_id: str
+    option: str | None = Field(default=None, description="The option it concerns; None for the patient as a whole.")
+    severity: str = Field(description="major | moderate | minor | counsel")
+    message: str
+    action: str
+    evidence: str
+    sources: list[str] = Field(default_factory=list)
+
+
 class Flag(_Out):
     """Something the prescriber must look at that does not change the decision."""
 
@@ -104,40 +111,14 @@ class Flag(_Out):
     message: str
 
 
-class DrugMatch(_Out):
-    """A free-text medication, allergy or antibiotic entry and what it matched."""
-
-    text: str
-    drugs: list[str] = Field(default_factory=list)
-    ingredients: list[str] = Field(default_factory=list)
-    classes: list[str] = Field(default_factory=list)
-    named_classes: list[str] = Field(
-        default_factory=list, description="Classes named in the text itself (e.g. 'sulfa')."
-    )
-    non_drug: list[str] = Field(
-        default_factory=list, description="What the entry names that is not a medicine ('latex'), or 'none' for NKDA / nil."
-    )
-    unknown_words: list[str] = Field(
-        default_factory=list, description="Words nothing in the formulary accounts for; any one leaves the entry unrecognised."
-    )
-    spelling_corrections: list[str] = Field(default_factory=list)
-    antibacterial: bool = Field(default=False, description="The entry names an antibiotic.")
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def recognized(self) -> bool:
-        """Fail-safe: it names something, and every word of it is accounted for."""
-        return bool(self.drugs or self.classes or self.non_drug) and not self.unknown_words
-
-
 class ProtocolResult(_Out):
     protocol_id: str
     protocol_version: str
     profile_id: str
     profile_version: str
-    decision: Decision
+    decision: str = Field(description="A value from the protocol's decision table.")
     rules_fired: list[RuleHit]
-    agents: list[AgentEvaluation]
+    options: list[OptionEvaluation]
     recommendation: Regimen | None = None
     alternatives: list[Regimen] = Field(default_factory=list)
     follow_up: FollowUp | None = None
@@ -145,34 +126,40 @@ class ProtocolResult(_Out):
     unverified_entries: list[UnverifiedEntry] = Field(default_factory=list)
     blocking_checks: list[UnverifiedEntry] = Field(
         default_factory=list,
-        description="The unverified entries behind the recommended agent: sign-off approval is refused until the prescriber acknowledges each.",
+        description="The unverified entries behind the recommended option: sign-off approval is refused until the prescriber acknowledges each.",
     )
     medications: list[DrugMatch] = Field(default_factory=list)
     allergies: list[DrugMatch] = Field(default_factory=list)
     recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
+    cautions: list[Caution] = Field(
+        default_factory=list, description="Findings that never change the decision; each states the action the prescriber or patient takes.")
 
-    def find_agent(self, agent_id: str) -> AgentEvaluation | None:
-        return next((a for a in self.agents if a.agent == agent_id), None)
+    def find_option(self, option_id: str) -> OptionEvaluation | None:
+        return next((a for a in self.options if a.option == option_id), None)
 
-    def agent(self, agent_id: str) -> AgentEvaluation:
-        found = self.find_agent(agent_id)
+    def option(self, option_id: str) -> OptionEvaluation:
+        found = self.find_option(option_id)
         if found is None:
-            raise KeyError(agent_id)
+            raise KeyError(option_id)
         return found
 
     @property
-    def allowed_agents(self) -> list[str]:
-        return [a.agent for a in self.agents if a.allowed]
+    def allowed_options(self) -> list[str]:
+        return [a.option for a in self.options if a.allowed]
 
     @property
-    def selectable_agents(self) -> list[str]:
-        """Agents a plan may use: the verified allowed ones while any remain, else the unverified allowed ones."""
-        verified = [a.agent for a in self.agents if a.verified]
-        return verified or self.allowed_agents
+    def selectable_options(self) -> list[str]:
+        """Options a plan may use: the verified allowed ones while any remain, else the unverified allowed ones."""
+        verified = [a.option for a in self.options if a.verified]
+        return verified or self.allowed_options
 
-    def checks_for(self, agent_id: str) -> list[UnverifiedEntry]:
-        """The unverified entries a prescriber must acknowledge before this agent is dispensed."""
-        return [e for e in self.unverified_entries if agent_id in e.agents]
+    def checks_for(self, option_id: str) -> list[UnverifiedEntry]:
+        """The unverified entries a prescriber must acknowledge before this option is dispensed."""
+        return [e for e in self.unverified_entries if option_id in e.options]
+
+    def regimen_for(self, option_id: str) -> Regimen | None:
+        """The regimen this evaluation computed for an allowed option (recommended or alternative)."""
+        return next((r for r in [self.recommendation, *self.alternatives] if r is not None and r.agent == option_id), None)
 
     @property
     def rule_ids(self) -> list[str]:

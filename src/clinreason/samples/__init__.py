@@ -1,22 +1,30 @@
-"""Bundled sample patients (JSON under clinreason/samples/)."""
+"""Bundled sample patients: each protocol's `samples/` folder, one namespace of names."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
-_PKG = "clinreason.samples"
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, samples
 
 
 @cache
 def sample_index() -> dict[str, str]:
     """Sample name -> one-line description."""
-    return json.loads(resources.files(_PKG).joinpath("index.json").read_text("utf-8"))
+    return {name: text for name, (_, text) in samples().items()}
+
+
+def sample_protocol(name: str) -> str:
+    return samples()[name][0].id
 
 
 def load_sample(name: str) -> dict[str, Any]:
+    """The sample's request JSON. A sample of a protocol other than the default names it in `protocol`."""
     if name not in sample_index():
         raise KeyError(f"unknown sample {name!r}; available: {', '.join(sample_index())}")
-    return json.loads(resources.files(_PKG).joinpath(f"{name}.json").read_text("utf-8"))
+    spec = samples()[name][0]
+    data = json.loads(spec.read_text("samples", f"{name}.json"))
+    if spec.id != DEFAULT_PROTOCOL and "protocol" not in data:
+        data = {"protocol": spec.id, **data}
+    return data

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from clinreason.knowledge.formulary import Formulary
-from clinreason.protocols.patient import Patient, PregnancyStatus, RenalFunction, Sex
-from clinreason.protocols.profile import PROTOCOL_ID, PROTOCOL_VERSION, Profile, rule_catalog
+from clinreason.formulary import DrugMatch, Formulary
+from clinreason.protocols.profile import load_rules
 from clinreason.protocols.result import (
-    AgentEvaluation,
-    Decision,
-    DrugMatch,
     Exclusion,
     Flag,
+    OptionEvaluation,
     ProtocolResult,
     RuleHit,
     UnverifiedEntry,
 )
+from clinreason.protocols.uti_cystitis.patient import Patient, PregnancyStatus, RenalFunction, Sex
+from clinreason.protocols.uti_cystitis.profile import PROTOCOL_ID, PROTOCOL_VERSION, Decision
+from clinreason.protocols.uti_cystitis.profile import UtiProfile as Profile
 
 # Step 1: red-flag field -> rule id.
 RED_FLAGS = {
@@ -59,7 +59,7 @@ RECURRENCE = {
 
 
 def _hit(rule_id: str, detail: str, profile: Profile) -> RuleHit:
-    spec = rule_catalog()[rule_id]
+    spec = load_rules(__package__)[rule_id]
     return RuleHit(rule_id=rule_id, title=spec.title.format(**profile.params), detail=detail)
 
 
@@ -97,7 +97,7 @@ def _renal_exclusion(agent: str, patient: Patient, profile: Profile) -> Exclusio
 
 
 def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
-    info = formulary.agents[agent]
+    info = formulary.options[agent]
     agent_ingredients = formulary.ingredients_of(info.drug)
     agent_classes = formulary.classes_of(info.drug)
     out = []
@@ -137,7 +137,7 @@ def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], fo
     names = [f"{where} {m.text!r}" for where, m in exposures if set(m.ingredients) & shared]
     return Exclusion(
         rule_id="EX-RECENT-USE",
-        reason=f"{formulary.agents[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
+        reason=f"{formulary.options[product].name} used in the last {profile.recent_antibiotic_days} days: resistance is more likely.",
         evidence=", ".join(names),
         sources=["IDSA/ESCMID 2011 (Gupta et al., Clin Infect Dis 2011;52:e103)"],
     )
@@ -176,11 +176,11 @@ def _and(items: list[str]) -> str:
 
 def _touched_by_unknown(profile: Profile, formulary: Formulary) -> dict[str, tuple[list[str], str]]:
     """Per input field: the agents an unknown entry there could exclude, and why."""
-    order = profile.agent_order
+    order = profile.option_order
     return {
         "history.meds": ([a for a in order if any(a in r.excludes for r in formulary.interactions)], "might be an interacting drug"),
         "history.allergies": (list(order), "might be an allergy to an agent"),
-        "history.recent_antibiotics": ([a for a in order if formulary.agents[a].recent_use_excluded_by], "might be recent use of an agent"),
+        "history.recent_antibiotics": ([a for a in order if formulary.options[a].recent_use_excluded_by], "might be recent use of an agent"),
     }
 
 
@@ -192,7 +192,7 @@ def _excluded_by(m: DrugMatch, path: str, patient: Patient, formulary: Formulary
             if (rule.min_age is None or patient.age >= rule.min_age) and rule.triggered_by(m.ingredients, m.classes):
                 out.update(rule.excludes)
     if path == "history.recent_antibiotics" or m.antibacterial:
-        out.update(a for a in formulary.agents if formulary.recent_use_product(a, m.ingredients))
+        out.update(a for a in formulary.options if formulary.recent_use_product(a, m.ingredients))
     return out
 
 
@@ -231,8 +231,8 @@ def unverified_entries(patient: Patient, profile: Profile, formulary: Formulary,
             if doubt is None:
                 continue
             left, why = doubt
-            names = _and([formulary.agents[a].name for a in left])
-            out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, agents=left,
+            names = _and([formulary.options[a].name for a in left])
+            out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, options=left,
                                        reason=f"{why}: it {risk}, so {names} cannot be verified"))
     return out
 
@@ -245,11 +245,11 @@ def evaluate_agents(
     allergies: list[DrugMatch],
     recent: list[DrugMatch],
     unverified: list[UnverifiedEntry],
-) -> list[AgentEvaluation]:
+) -> list[OptionEvaluation]:
     results = []
     exposures = _exposures(meds, recent)
-    for rank, agent in enumerate(profile.agent_order, start=1):
-        info = formulary.agents[agent]
+    for rank, agent in enumerate(profile.option_order, start=1):
+        info = formulary.options[agent]
         ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
         if (recent_ex := _recent_use_exclusion(agent, exposures, formulary, profile)) is not None:
             ex.append(recent_ex)
@@ -274,8 +274,8 @@ def evaluate_agents(
                 )
             )
         ex.extend(_interaction_exclusions(agent, patient, meds, formulary))
-        by = [u.field for u in unverified if agent in u.agents]
-        results.append(AgentEvaluation(agent=agent, rank=rank, exclusions=ex, unverified_by=by))
+        by = [u.field for u in unverified if agent in u.options]
+        results.append(OptionEvaluation(option=agent, rank=rank, exclusions=ex, unverified_by=by))
     return results
 
 
@@ -319,7 +319,7 @@ def _complicating(patient: Patient, profile: Profile, meds: list[DrugMatch]) -> 
     return list(merged.items())
 
 
-def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation], meds: list[DrugMatch]) -> tuple[Decision, list[tuple[str, str]]]:
+def _decide(patient: Patient, profile: Profile, agents: list[OptionEvaluation], meds: list[DrugMatch]) -> tuple[Decision, list[tuple[str, str]]]:
     flags = [(rule, f"red_flags.{f} = true") for f, rule in RED_FLAGS.items() if getattr(patient.red_flags, f)]
     if flags:
         return Decision.refer_urgent, flags
@@ -344,17 +344,17 @@ def _decide(patient: Patient, profile: Profile, agents: list[AgentEvaluation], m
     chosen = _choose(agents)
     if chosen is None:
         return Decision.refer_no_safe_option, [criteria, ("TX-NO-SAFE-OPTION", "every agent has at least one exclusion")]
-    fired = [criteria, ("TX-FIRST-SAFE-AGENT", f"{chosen.agent} (rank {chosen.rank})")]
-    passed = [a.agent for a in agents if a.allowed and a.rank < chosen.rank]
-    notes = [f"passed over unverified {', '.join(passed)} while {chosen.agent} is verified"] if passed else []
+    fired = [criteria, ("TX-FIRST-SAFE-AGENT", f"{chosen.option} (rank {chosen.rank})")]
+    passed = [a.option for a in agents if a.allowed and a.rank < chosen.rank]
+    notes = [f"passed over unverified {', '.join(passed)} while {chosen.option} is verified"] if passed else []
     if not chosen.verified:
-        notes.append(f"only unverified agents remain: {chosen.agent} needs the prescriber to acknowledge {', '.join(chosen.unverified_by)}")
+        notes.append(f"only unverified agents remain: {chosen.option} needs the prescriber to acknowledge {', '.join(chosen.unverified_by)}")
     if notes:
         fired.append(("TX-UNVERIFIED", "; ".join(notes)))
     return Decision.recommend_treatment, fired
 
 
-def _choose(agents: list[AgentEvaluation]) -> AgentEvaluation | None:
+def _choose(agents: list[OptionEvaluation]) -> OptionEvaluation | None:
     """The first verified allowed agent; else the first allowed one (it then carries blocking checks)."""
     return next((a for a in agents if a.verified), None) or next((a for a in agents if a.allowed), None)
 
@@ -398,7 +398,7 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], 
     return out
 
 
-def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> ProtocolResult:
+def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> ProtocolResult:
     """Run the protocol for one validated patient."""
     h = patient.history
     meds = formulary.match_all(h.meds)
@@ -412,18 +412,18 @@ def assess_uti(patient: Patient, profile: Profile, formulary: Formulary) -> Prot
     if decision is Decision.recommend_treatment:
         chosen = _choose(agents)  # the agent _decide named in TX-FIRST-SAFE-AGENT
         assert chosen is not None  # recommend_treatment means an allowed agent exists
-        recommendation = profile.regimen(chosen.agent)
+        recommendation = profile.regimen(chosen.option)
         others = sorted((a for a in agents if a.allowed and a is not chosen), key=lambda a: (not a.verified, a.rank))
-        alternatives = [profile.regimen(a.agent) for a in others]
-        blocking = [u for u in unverified if chosen.agent in u.agents]
+        alternatives = [profile.regimen(a.option) for a in others]
+        blocking = [u for u in unverified if chosen.option in u.options]
     return ProtocolResult(
         protocol_id=PROTOCOL_ID,
         protocol_version=PROTOCOL_VERSION,
         profile_id=profile.id,
         profile_version=profile.version,
-        decision=decision,
+        decision=decision.value,
         rules_fired=[_hit(rule, detail, profile) for rule, detail in fired],
-        agents=agents,
+        options=agents,
         recommendation=recommendation,
         alternatives=alternatives or [],
         follow_up=profile.follow_up if decision is Decision.recommend_treatment else None,

@@ -9,49 +9,13 @@ field-level errors: nothing is coerced from strings or silently dropped.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AliasChoices, Field, StrictBool, StrictFloat, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
-from clinreason.errors import FieldError, InvalidPatient
-from clinreason.hygiene import clean_text, mixed_script_message
-
-
-def _hygiene(value: Any) -> Any:
-    """Free text is normalised before anything reads it; a word mixing scripts is refused, not guessed."""
-    if not isinstance(value, str):
-        return value  # the str type check reports it
-    cleaned = clean_text(value)
-    if (message := mixed_script_message(cleaned)) is not None:
-        raise PydanticCustomError("mixed_script", "{message}", {"message": message})
-    return cleaned
-
-
-# Every free-text field of the input: NFKC, invisible characters removed, spaces folded.
-CleanText = Annotated[str, BeforeValidator(_hygiene)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-class Sex(StrEnum):
-    female = "female"
-    male = "male"
-    other = "other"
-    unknown = "unknown"
+from clinreason.errors import FieldError
+from clinreason.protocols.inputs import CleanText, EntryText, Sex, Strict, parse_input, reject_double_spelling
 
 
 class PregnancyStatus(StrEnum):
@@ -69,7 +33,7 @@ class RenalFunction(StrEnum):
     unknown = "unknown"
 
 
-class Symptoms(_Strict):
+class Symptoms(Strict):
     dysuria: StrictBool
     urgency: StrictBool
     frequency: StrictBool
@@ -85,7 +49,7 @@ class Symptoms(_Strict):
         return any((self.dysuria, self.urgency, self.frequency, self.suprapubic_pain, self.hematuria))
 
 
-class RedFlags(_Strict):
+class RedFlags(Strict):
     fever: StrictBool
     rigors: StrictBool
     flank_pain: StrictBool
@@ -95,10 +59,10 @@ class RedFlags(_Strict):
     back_pain: StrictBool = False
 
 
-class History(_Strict):
+class History(Strict):
     antibiotics_last_90d: StrictBool
-    allergies: list[CleanText] = Field(default_factory=list, max_length=50)
-    meds: list[CleanText] = Field(default_factory=list, max_length=100)
+    allergies: list[EntryText] = Field(default_factory=list, max_length=50)
+    meds: list[EntryText] = Field(default_factory=list, max_length=100)
     acei_arb_use: StrictBool = Field(
         default=False, validation_alias=AliasChoices("ACEI_ARB_use", "acei_arb_use")
     )
@@ -106,13 +70,13 @@ class History(_Strict):
     stones: StrictBool
     immunocompromised: StrictBool
     neurogenic_bladder: StrictBool = False
-    recent_antibiotics: list[CleanText] = Field(default_factory=list, max_length=20)
+    recent_antibiotics: list[EntryText] = Field(default_factory=list, max_length=20)
     g6pd_deficiency: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
     def _one_spelling(cls, data: Any) -> Any:
-        return _reject_double_spelling(data, "ACEI_ARB_use", "acei_arb_use")
+        return reject_double_spelling(data, "ACEI_ARB_use", "acei_arb_use")
 
     @model_validator(mode="after")
     def _check(self) -> History:
@@ -130,13 +94,13 @@ class History(_Strict):
         return self
 
 
-class Recurrence(_Strict):
+class Recurrence(Strict):
     relapse_within_4w: StrictBool
     recurrent_6m: StrictBool
     recurrent_12m: StrictBool
 
 
-class Patient(_Strict):
+class Patient(Strict):
     """One patient presenting with possible cystitis."""
 
     age: StrictInt = Field(ge=0, le=120, description="Age in whole years.")
@@ -159,8 +123,8 @@ class Patient(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _one_spelling(cls, data: Any) -> Any:
-        data = _reject_double_spelling(data, "egfr_mL_min", "egfr_ml_min")
-        return _reject_double_spelling(data, "crcl_mL_min", "crcl_ml_min")
+        data = reject_double_spelling(data, "egfr_mL_min", "egfr_ml_min")
+        return reject_double_spelling(data, "crcl_mL_min", "crcl_ml_min")
 
     @model_validator(mode="after")
     def _contradictions(self) -> Patient:
@@ -185,14 +149,6 @@ class Patient(_Strict):
         return [(label, float(v)) for label, v in pairs if v is not None]
 
 
-def _reject_double_spelling(data: Any, a: str, b: str) -> Any:
-    if isinstance(data, dict) and a in data and b in data:
-        raise PydanticCustomError(
-            "duplicate_field", f"give either '{a}' or '{b}', not both"
-        )
-    return data
-
-
 # Where a contradiction is reported on the whole model, name the field(s) it is about.
 _CONTRADICTION_FIELDS = {
     "pregnancy_status is 'pregnant' but sex is 'male'": "pregnancy_status",
@@ -201,56 +157,9 @@ _CONTRADICTION_FIELDS = {
 }
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif str(item).startswith("function-"):
-            continue  # validator tags, not user-facing
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(root)"
-
-
-def errors_from_validation(exc: ValidationError) -> list[FieldError]:
-    out: list[FieldError] = []
-    seen: set[tuple[str, str]] = set()
-    for err in exc.errors(include_url=False):
-        path = _field_path(err["loc"])
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (not part of the patient schema)"
-        elif err["type"] in {"contradiction", "text_length"}:
-            field = _CONTRADICTION_FIELDS.get(msg)
-            if field:
-                path = f"{path}.{field}" if path != "(root)" else field
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        key = (path, msg)
-        if key not in seen:
-            seen.add(key)
-            out.append(FieldError(path, msg, err["type"]))
-    return out
-
-
 def parse_patient(data: Any) -> Patient:
     """Validate raw JSON-like data into a Patient or raise InvalidPatient."""
-    if isinstance(data, Patient):
-        return data
-    if not isinstance(data, dict):
-        raise InvalidPatient(
-            [FieldError("(root)", f"expected a JSON object, got {type(data).__name__}", "type")]
-        )
-    try:
-        return Patient.model_validate(data)
-    except ValidationError as exc:
-        errors = errors_from_validation(exc)
-        # Model-level checks do not run when a field fails, so report the
-        # contradictions visible in the raw data too: every error at once.
-        if not any(e.type == "contradiction" for e in errors):
-            errors += _raw_contradictions(data)
-        raise InvalidPatient(errors) from None
+    return parse_input(Patient, data, contradiction_fields=_CONTRADICTION_FIELDS, raw_contradictions=_raw_contradictions)
 
 
 def _raw_contradictions(data: dict[str, Any]) -> list[FieldError]:

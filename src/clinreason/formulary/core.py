@@ -1,8 +1,11 @@
-"""Structured formulary: drugs, classes, protocol agents and interaction rules.
+"""Structured formulary: drugs, classes, and one protocol's options and interaction rules.
 
-One source of truth. The protocol node matches free-text medications and
-allergies through this data, and the knowledge base renders its monograph
-passages from it, so a rule and the passage that cites it cannot drift apart.
+One source of truth. The drug data (drugs, brands, classes, makers, words) is
+shared; each protocol adds its options (the drugs it may recommend) and its
+interaction rules as data, through `build_formulary`. The protocol node matches
+free-text medications and allergies through it, and the knowledge base renders
+its monograph passages from it, so a rule and the passage that cites it cannot
+drift apart.
 
 Matching (knowledge/recognition.py) is on whole words, longest term first, so
 "Zestoretic 20/12.5" finds lisinopril + hydrochlorothiazide and "Macrobid
@@ -21,14 +24,41 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property, lru_cache
 from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from clinreason.knowledge.recognition import Recognizer, Scan, Term, match_words
-from clinreason.protocols.result import DrugMatch
+from clinreason.formulary.recognition import Recognizer, Scan, Term, match_words
 
-_DATA_PACKAGE = "clinreason.knowledge.data"
-_DATA_FILES = ("drugs.toml", "common_drugs.toml", "classes.toml", "agents.toml", "interactions.toml", "makers.toml", "words.toml")
+_DATA_PACKAGE = "clinreason.formulary"
+_DATA_FILES = ("drugs.toml", "common_drugs.toml", "classes.toml", "makers.toml", "words.toml")
 _TOKEN = re.compile(r"[a-z0-9]+")
+
+
+class DrugMatch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    """A free-text medication, allergy or antibiotic entry and what it matched."""
+
+    text: str
+    drugs: list[str] = Field(default_factory=list)
+    ingredients: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list)
+    named_classes: list[str] = Field(
+        default_factory=list, description="Classes named in the text itself (e.g. 'sulfa')."
+    )
+    non_drug: list[str] = Field(
+        default_factory=list, description="What the entry names that is not a medicine ('latex'), or 'none' for NKDA / nil."
+    )
+    unknown_words: list[str] = Field(
+        default_factory=list, description="Words nothing in the formulary accounts for; any one leaves the entry unrecognised."
+    )
+    spelling_corrections: list[str] = Field(default_factory=list)
+    antibacterial: bool = Field(default=False, description="The entry names an antibiotic.")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def recognized(self) -> bool:
+        """Fail-safe: it names something, and every word of it is accounted for."""
+        return bool(self.drugs or self.classes or self.non_drug) and not self.unknown_words
 
 
 class DrugEntry(BaseModel):
@@ -51,23 +81,26 @@ class DrugClass(BaseModel):
     terms: list[str] = Field(default_factory=list)
 
 
-class AgentInfo(BaseModel):
+class OptionInfo(BaseModel):
+    """A drug a protocol may recommend: the facts its exclusions and monograph use."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     name: str
     drug: str
     product: str
-    recent_use_excluded_by: list[str]
-    g6pd_excluded: bool
-    min_age: int
+    recent_use_excluded_by: list[str] = Field(default_factory=list)
+    g6pd_excluded: bool = False
+    min_age: int = 0
     mechanism: str
     renal: str
     pregnancy: str
     lactation: str
-    g6pd: str
+    g6pd: str = ""
     adverse_effects: list[str]
     counselling: list[str]
     sources: list[str]
+    extra_sections: dict[str, str] = Field(default_factory=dict)  # monograph heading -> text, beyond the standard sections
 
 
 class InteractionRule(BaseModel):
@@ -92,6 +125,25 @@ class InteractionRule(BaseModel):
         return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
 
 
+class CautionRule(BaseModel):
+    """A pairing that never changes a decision: the result states it with the action to take."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str
+    rule_id: str
+    title: str
+    drugs: list[str] = Field(default_factory=list)
+    classes: list[str] = Field(default_factory=list)
+    options: list[str]  # the options it concerns
+    severity: str  # major | moderate | minor
+    mechanism: str
+    action: str
+    sources: list[str]
+
+    def triggered_by(self, ingredients: Iterable[str], classes: Iterable[str]) -> bool:
+        return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
+
+
 def tokens(text: str) -> tuple[str, ...]:
     """Lower-case alphanumeric words, as retrieval (BM25 cues, rule links) reads a question."""
     return tuple(_TOKEN.findall(text.lower()))
@@ -101,9 +153,10 @@ def tokens(text: str) -> tuple[str, ...]:
 class Formulary:
     drugs: dict[str, DrugEntry]
     classes: dict[str, DrugClass]
-    agents: dict[str, AgentInfo]
+    options: dict[str, OptionInfo]
     interactions: list[InteractionRule]
     version: str
+    cautions: list[CautionRule] = field(default_factory=list)
     words: dict = field(default_factory=dict, repr=False)  # words.toml: nil statements, non-drug and annotation words
     maker_prefixes: tuple[str, ...] = ()
     _ingredients: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
@@ -126,18 +179,18 @@ class Formulary:
         )
 
     def relevant(self, drug_id: str) -> bool:
-        """Whether the protocol's rules can act on this drug: an interaction rule, an agent's
+        """Whether the protocol's rules can act on this drug: an interaction rule, an option's
         ingredient (allergy, recent use), an antibiotic, or a class that refers or flags
         (immunosuppressant, systemic steroid). A spelling guess is made only to such a drug."""
         return drug_id in self._relevant
 
     @cached_property
     def _relevant(self) -> frozenset[str]:
-        agent_ingredients = {i for a in self.agents.values() for i in self._ingredients[a.drug]}
+        option_ingredients = {i for a in self.options.values() for i in self._ingredients[a.drug]}
         return frozenset(
             d for d, ingredients in self._ingredients.items()
-            if any(r.triggered_by(ingredients, self._classes[d]) for r in self.interactions)
-            or ingredients & agent_ingredients or any(self.classes[c].antibacterial for c in self._classes[d])
+            if any(r.triggered_by(ingredients, self._classes[d]) for r in [*self.interactions, *self.cautions])
+            or ingredients & option_ingredients or any(self.classes[c].antibacterial for c in self._classes[d])
             or any(self.classes[c].patient_factor for c in self._classes[d])
         )
 
@@ -159,16 +212,16 @@ class Formulary:
             for i in d.ingredients:
                 if i not in self.drugs:
                     raise ValueError(f"drug {d.id}: unknown ingredient {i}")
-        for rule in self.interactions:
+        for rule in [*self.interactions, *self.cautions]:
             for c in rule.classes:
                 if c not in self.classes:
                     raise ValueError(f"interaction {rule.id}: unknown class {c}")
             for d in rule.drugs:
                 if d not in self.drugs:
                     raise ValueError(f"interaction {rule.id}: unknown drug {d}")
-        for a in self.agents.values():
+        for a in self.options.values():
             if a.drug not in self.drugs:
-                raise ValueError(f"agent {a.id}: unknown drug {a.drug}")
+                raise ValueError(f"option {a.id}: unknown drug {a.drug}")
 
     # --- composition -----------------------------------------------------
     def _substances(self, drug_id: str) -> frozenset[str]:
@@ -189,10 +242,10 @@ class Formulary:
         """Classes of the entry and of every ingredient."""
         return self._classes[drug_id]
 
-    def recent_use_product(self, agent: str, exposed: Iterable[str]) -> str | None:
-        """The product whose use (all of its ingredients among `exposed`) excludes the agent, if any."""
+    def recent_use_product(self, option: str, exposed: Iterable[str]) -> str | None:
+        """The product whose use (all of its ingredients among `exposed`) excludes the option, if any."""
         exposed = set(exposed)
-        return next((p for p in self.agents[agent].recent_use_excluded_by if self.ingredients_of(p) <= exposed), None)
+        return next((p for p in self.options[option].recent_use_excluded_by if self.ingredients_of(p) <= exposed), None)
 
     def class_name(self, class_id: str) -> str:
         return self.classes[class_id].name
@@ -211,13 +264,13 @@ class Formulary:
     def match_all(self, texts: Iterable[str], *, allergy: bool = False) -> list[DrugMatch]:
         return [self.match(t, allergy=allergy) for t in texts]
 
-    def agents_named(self, text: str) -> tuple[str, ...]:
-        """Protocol agents whose product the text names, in formulary order.
+    def options_named(self, text: str) -> tuple[str, ...]:
+        """Protocol options whose product the text names, in formulary order.
 
         Naming TMP-SMX names the combination, not trimethoprim alone.
         """
         drugs = set(self.find(text).drugs)
-        return tuple(a for a, info in self.agents.items() if info.drug in drugs)
+        return tuple(a for a, info in self.options.items() if info.drug in drugs)
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -256,24 +309,33 @@ Formulary.__hash__ = object.__hash__  # type: ignore[method-assign]
 
 
 def _read(name: str) -> tuple[dict, bytes]:
-    raw = resources.files(_DATA_PACKAGE).joinpath(name).read_bytes()
+    raw = resources.files(_DATA_PACKAGE).joinpath("data", name).read_bytes()
     return tomllib.loads(raw.decode("utf-8")), raw
 
 
 @cache
 def read_data(name: str) -> dict:
-    """One TOML file of the knowledge data package, parsed once per process; callers only read it."""
+    """One TOML file of the formulary data, parsed once per process; callers only read it."""
     return _read(name)[0]
 
 
 @cache
-def load_formulary() -> Formulary:
+def _core() -> tuple[dict[str, dict], bytes]:
     parsed = {}
     digest = hashlib.sha256()
     for name in _DATA_FILES:
         data, raw = _read(name)
         parsed[name] = data
         digest.update(name.encode() + b"\0" + raw)
+    return parsed, digest.digest()
+
+
+def build_formulary(options: dict[str, dict], interactions: dict[str, dict], cautions: dict[str, dict] | None = None, *,
+                    tables: bytes = b"") -> Formulary:
+    """The shared drug data plus one protocol's options, interaction rules and cautions (their TOML tables).
+
+    `tables` is the raw bytes the protocol read them from, so the version changes with them."""
+    parsed, core_digest = _core()
     drug_tables = {**parsed["drugs.toml"]}
     for k, v in parsed["common_drugs.toml"].items():
         if k in drug_tables:
@@ -284,7 +346,8 @@ def load_formulary() -> Formulary:
         maker_prefixes=tuple(parsed["makers.toml"]["prefixes"]),
         drugs={k: DrugEntry(id=k, **v) for k, v in drug_tables.items()},
         classes={k: DrugClass(id=k, **v) for k, v in parsed["classes.toml"].items()},
-        agents={k: AgentInfo(id=k, **v) for k, v in parsed["agents.toml"].items()},
-        interactions=[InteractionRule(id=k, **v) for k, v in parsed["interactions.toml"].items()],
-        version=digest.hexdigest()[:12],
+        options={k: OptionInfo(id=k, **v) for k, v in options.items()},
+        interactions=[InteractionRule(id=k, **v) for k, v in interactions.items()],
+        cautions=[CautionRule(id=k, **v) for k, v in (cautions or {}).items()],
+        version=hashlib.sha256(core_digest + tables).hexdigest()[:12],
     )

@@ -1,0 +1,124 @@
+"""The protocol registry: `(protocol, profile)` -> spec and profile.
+
+Registering a protocol is one line here: its package name. Everything else it
+needs (rules, profiles, options, corpus, cues, wording) lives in its package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import Any
+
+from clinreason.errors import FieldError, InvalidPatient
+from clinreason.protocols.profile import Profile
+from clinreason.protocols.result import ProtocolResult
+from clinreason.protocols.spec import ProtocolSpec
+
+PACKAGES = (
+    "clinreason.protocols.uti_cystitis",
+    "clinreason.protocols.lyme_pep",
+)
+DEFAULT_PROTOCOL = "uti-cystitis"  # a request without `protocol` (every request before protocols were plug-ins)
+
+
+@cache
+def registry() -> dict[str, ProtocolSpec]:
+    specs: dict[str, ProtocolSpec] = {}
+    for name in PACKAGES:
+        spec = importlib.import_module(name).SPEC
+        if spec.id in specs:
+            raise ValueError(f"two protocols registered as {spec.id!r}")
+        specs[spec.id] = spec
+    if DEFAULT_PROTOCOL not in specs:
+        raise ValueError(f"default protocol {DEFAULT_PROTOCOL!r} is not registered")
+    return specs
+
+
+def get_spec(protocol_id: str) -> ProtocolSpec:
+    """The registered spec, or KeyError."""
+    return registry()[protocol_id]
+
+
+def protocol_of(request: Any) -> str:
+    """The protocol a request names (absent: the default)."""
+    if isinstance(request, dict) and "protocol" in request:
+        return request["protocol"]
+    return DEFAULT_PROTOCOL
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A request checked once: its protocol, profile and validated patient. Everything downstream
+    (the graph, the store, the report) takes this, so the patient is validated once per request."""
+
+    spec: ProtocolSpec
+    profile: Profile
+    patient: Any  # the protocol's input model
+
+    @property
+    def protocol_id(self) -> str:
+        return self.spec.id
+
+    @cached_property
+    def patient_json(self) -> dict[str, Any]:
+        return self.patient.model_dump(mode="json")
+
+    @cached_property
+    def input_hash(self) -> str:
+        """sha256 of the canonical patient JSON (the protocol is recorded beside it in the audit)."""
+        canonical = json.dumps(self.patient_json, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def evaluate(self) -> ProtocolResult:
+        return self.spec.evaluate(self.patient, self.profile)
+
+
+def revalidate(protocol_id: str, patient_json: dict[str, Any]) -> Validated:
+    """A request rebuilt from what the graph state or the store kept (already validated once)."""
+    return resolve({**patient_json, "protocol": protocol_id})
+
+
+def resolve(request: Any) -> Validated:
+    """Spec, profile and the validated patient of a request, or InvalidPatient naming the field.
+
+    `request` is the request JSON (a dict, `protocol` selecting the protocol) or an instance of a
+    protocol's input model."""
+    specs = registry()
+    owner = next((spec for spec in specs.values() if isinstance(request, spec.input_model)), None)
+    if owner is not None:
+        spec, patient = owner, request
+    else:
+        protocol_id = protocol_of(request)
+        if not isinstance(protocol_id, str) or protocol_id not in specs:
+            raise InvalidPatient([FieldError("protocol", f"unknown protocol {protocol_id!r} (available: {', '.join(sorted(specs))})",
+                                             "unknown_protocol")])
+        spec = specs[protocol_id]
+        data = {k: v for k, v in request.items() if k != "protocol"} if isinstance(request, dict) else request
+        patient = spec.parse(data)
+    profile = spec.profile_for_locale(patient.locale_code)
+    if profile is None:
+        known = ", ".join(sorted(spec.locales))
+        raise InvalidPatient([FieldError("locale_code", f"no protocol profile for {patient.locale_code!r} (available: {known})",
+                                         "unknown_profile")])
+    if errors := spec.check(patient, profile):
+        raise InvalidPatient(errors)
+    return Validated(spec, profile, patient)
+
+
+def samples() -> dict[str, tuple[ProtocolSpec, str]]:
+    """Every bundled sample: name -> (its protocol, one-line description). Names are unique across protocols."""
+    import json
+
+    out: dict[str, tuple[ProtocolSpec, str]] = {}
+    for spec in registry().values():
+        if not spec.has_file("samples", "index.json"):
+            continue
+        for name, text in json.loads(spec.read_text("samples", "index.json")).items():
+            if name in out:
+                raise ValueError(f"sample {name!r} is bundled by two protocols")
+            out[name] = (spec, text)
+    return out
