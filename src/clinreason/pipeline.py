@@ -18,6 +18,7 @@ from langgraph.types import Command
 from clinreason.agents import make_agents
 from clinreason.assessment import Assessment, validate
 from clinreason.config import Settings, get_settings
+from clinreason.errors import Conflict, NotFound
 from clinreason.graph.build import build_graph, recursion_limit
 from clinreason.graph.persistence import make_checkpointer
 from clinreason.graph.state import request_of
@@ -29,17 +30,31 @@ from clinreason.store import ApiKey, SignoffClaim, Store
 Progress = Callable[[str], None]
 
 
-class AssessmentNotFound(KeyError):
+class AssessmentNotFound(NotFound):
     """No assessment with that id in the checkpointer or store."""
 
+    problem_type = "not-found"
+    title = "Not found"
 
-class NotAwaitingSignoff(RuntimeError):
+    def detail(self) -> str:
+        # The same answer for "no such id" and "another site's": ids cannot be probed across sites.
+        return f"no assessment {str(self)!r}"
+
+
+class NotAwaitingSignoff(Conflict):
     """The assessment is final, never needed sign-off, or another prescriber's claim got there first
     (`winner` is that claim)."""
+
+    problem_type = "not-awaiting-signoff"
+    title = "Not awaiting sign-off"
 
     def __init__(self, message: str, winner: SignoffClaim | None = None):
         super().__init__(message)
         self.winner = winner
+
+    def field_errors(self) -> list[dict[str, str]]:
+        w = self.winner
+        return [{"field": "action", "message": f"already decided: {w.action} by {w.prescriber}"}] if w else []
 
 
 def _now() -> str:

@@ -39,6 +39,7 @@ from clinreason.agents.models import (
 )
 from clinreason.agents.rules import RulesDoctor, RulesPharmacist, rejected_agents
 from clinreason.config import Settings
+from clinreason.errors import UpstreamError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -62,7 +63,7 @@ def system_prompt(ctx: CaseContext, role: str) -> str:
     return ctx.spec.prompts[role].format(profile=ctx.profile.id) + _DATA_RULE
 
 
-class LLMCallError(RuntimeError):
+class LLMCallError(UpstreamError):
     """An LLM call failed or its output could not be parsed; the caller falls back to rules."""
 
 

@@ -21,7 +21,7 @@ is read as an integer, as JSON Schema counts it; `30.5` stays a float.
 Every refusal is a 400 problem (`malformed-json`) with `errors: [{field,
 message}]`, fields spelt as in 422 errors (`red_flags.fever`, `history.meds[2]`,
 `(root)`). A body that is not declared as JSON is 415. The size of a body is
-capped before it gets here (413, `_BodyLimit` in app.py).
+capped before it gets here (413, `BodyLimit` in middleware.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+try:  # newer FastAPI keeps an included router as one route: this lists the routes inside it too
+    from fastapi.routing import iter_route_contexts
+except ImportError:  # older FastAPI copies each included route into the app's routes
+    def iter_route_contexts(routes: Any) -> Any:  # type: ignore[misc]
+        return iter(routes)
+
 PROBLEM = "application/problem+json"
 
 
@@ -77,7 +83,7 @@ def allowed_methods(routes: Any, path: str) -> str:
     """The `Allow` of a 405: every method of every route whose path matches (Starlette's own
     405 lists only the first matching route's, e.g. POST without GET)."""
     methods: set[str] = set()
-    for route in routes:
+    for route in iter_route_contexts(routes):
         regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
         if regex is not None and route_methods and regex.match(path):
             methods |= set(route_methods)

@@ -31,7 +31,10 @@ def all_scopes() -> list[Scope]:
 
 def scope_of(protocol: str | None = None, profile: str | None = None) -> Scope:
     """A scope from optional ids: the default protocol, and a protocol's default profile."""
-    spec = get_spec(protocol or DEFAULT_PROTOCOL)
+    try:
+        spec = get_spec(protocol or DEFAULT_PROTOCOL)
+    except KeyError:
+        raise KeyError(f"unknown protocol {protocol!r} (protocols: {', '.join(registry())})") from None
     pid = profile or spec.default_profile.id
     if pid not in spec.profiles:
         raise KeyError(f"protocol {spec.id} has no profile {pid!r} (profiles: {', '.join(spec.profiles)})")

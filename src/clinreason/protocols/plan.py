@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from clinreason.errors import Conflict, InvalidInput
 from clinreason.hygiene import clean_text, mixed_script_message
 from clinreason.protocols.registry import Validated
 from clinreason.protocols.result import ProtocolResult, Regimen, UnverifiedEntry
@@ -37,21 +38,33 @@ class Signoff(BaseModel):
     acknowledged: list[str] = []  # the blocking checks (unrecognised entries) the prescriber acknowledged
 
 
-class InvalidSignoff(ValueError):
+class InvalidSignoff(InvalidInput):
     """A sign-off request that cannot be applied; `errors` maps field -> message."""
+
+    problem_type = "invalid-signoff"
+    title = "Invalid sign-off"
 
     def __init__(self, errors: dict[str, str]):
         self.errors = errors
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": f, "message": m} for f, m in self.errors.items()]
 
-class UnacknowledgedChecks(RuntimeError):
+
+class UnacknowledgedChecks(Conflict):
     """Approval (or an amendment) refused until the prescriber acknowledges each blocking check."""
+
+    problem_type = "blocking-checks-pending"
+    title = "Blocking checks not acknowledged"
 
     def __init__(self, pending: list[UnverifiedEntry]):
         self.pending = pending
         super().__init__("approval needs the prescriber to acknowledge each unrecognised entry first: "
                          + "; ".join(f"{e.entry!r} ({e.field}): {e.reason}" for e in pending))
+
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": "acknowledged", "message": f"acknowledge {c.entry!r} ({c.field}): {c.reason}"} for c in self.pending]
 
 
 def needs_signoff(plan: Plan) -> bool:

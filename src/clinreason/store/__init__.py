@@ -22,6 +22,7 @@ from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, in
 from sqlalchemy.exc import IntegrityError
 
 from clinreason.config import Settings
+from clinreason.errors import Conflict, InvalidInput
 from clinreason.store import migrate
 from clinreason.store.schema import access_log, api_keys, assessments, idempotency, signoffs, sites
 
@@ -60,12 +61,28 @@ class SignoffClaim:
     applied_at: str | None = None
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(InvalidInput):
     """The Idempotency-Key was used before with another body."""
 
+    problem_type = "idempotency-key-reused"
+    title = "Idempotency-Key reused"
 
-class IdempotencyInProgress(Exception):
+    def detail(self) -> str:  # not the key itself
+        return "this Idempotency-Key was used with another body or mode"
+
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": "Idempotency-Key", "message": "already used with another body"}]
+
+
+class IdempotencyInProgress(Conflict):
     """A request with this Idempotency-Key is still running."""
+
+    problem_type = "idempotency-in-progress"
+    title = "Request in progress"
+    headers = {"Retry-After": "1"}
+
+    def detail(self) -> str:
+        return "a request with this Idempotency-Key is still running; retry shortly"
 
 
 # Statements on every request, built once: building a statement costs more than running it

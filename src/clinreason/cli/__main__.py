@@ -1,0 +1,5 @@
+"""`python -m clinreason.cli`."""
+
+from clinreason.cli import app
+
+app()
