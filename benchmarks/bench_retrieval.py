@@ -1,6 +1,10 @@
 """Knowledge-base benchmark: build time, warm query latency, and scaling.
 
-    python benchmarks/bench_retrieval.py [--scale 10000,100000] [--repeat 30]
+    python benchmarks/bench_retrieval.py [--set dev] [--scale 10000,100000] [--repeat 30]
+
+--set picks the labelled questions (eval/retrieval/, from a checkout) and with
+them the knowledge base: a set's scope (protocol, profile) is the corpus that
+is built and searched (dev: uti-cystitis/CA-ON; lyme-ca-on, lyme-us-idsa: Lyme).
 
 1. Build: cold (empty data dir: model load + embedding every chunk) and a
    no-op incremental rebuild.
@@ -26,7 +30,7 @@ import numpy as np
 from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, all_chunks
 from clinreason.knowledge.embeddings import Embedder
-from clinreason.knowledge.evaluation import load_eval_queries
+from clinreason.knowledge.evaluation import ALL_SETS, load_eval_queries
 from clinreason.knowledge.index import KnowledgeIndex
 from clinreason.knowledge.linking import linked_rules
 
@@ -70,7 +74,9 @@ def synthetic(chunks: list[Chunk], vectors: np.ndarray, n: int, rng: random.Rand
         words = chunks[src].text.split()
         rng.shuffle(words)
         text = f"{' '.join(words)} [syn {i}]"
-        c = chunks[src].model_copy(update={"id": f"syn-{i // 50}#s{i}", "doc_id": f"syn-{i // 50}", "text": text, "content_hash": f"{i:016x}"})
+        scope = "/".join(chunks[src].scope)  # ids stay scoped to the knowledge base, as real ones are
+        c = chunks[src].model_copy(update={"id": f"{scope}/syn-{i // 50}#s{i}", "doc_id": f"syn-{i // 50}", "text": text,
+                                           "content_hash": f"{i:016x}"})
         v = vectors[src] + nprng.normal(0, 0.05, vectors.shape[1]).astype(np.float32)
         table[c.embed_text] = v / np.linalg.norm(v)
         out.append(c)
@@ -81,10 +87,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="knowledge-base benchmark")
     ap.add_argument("--scale", default="10000,100000", help="comma-separated synthetic corpus sizes")
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--set", dest="which", default="dev", choices=list(ALL_SETS),
+                    help="labelled questions to time; their knowledge base is the corpus")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="clinreason-bench-"))
-    chunks = list(all_chunks())
-    queries = [q.query for q in load_eval_queries()]
+    scope = ALL_SETS[args.which].scope
+    chunks = list(all_chunks(scope))
+    queries = [q.query for q in load_eval_queries(args.which)]
 
     settings = Settings(data_dir=tmp / "real")
     t0 = time.perf_counter()
@@ -93,6 +102,7 @@ def main() -> None:
     cold = time.perf_counter() - t0
     t0 = time.perf_counter()
     noop = KnowledgeIndex(chunks, settings, embedder=index.embedder).build()
+    print(f"knowledge base {'/'.join(scope)}, questions of the {args.which} set")
     print(f"build: {len(chunks)} chunks, cold {cold:.1f} s (embedded {report.embedded}); "
           f"incremental no-op {time.perf_counter() - t0:.2f} s (embedded {noop.embedded})")
 
@@ -103,7 +113,7 @@ def main() -> None:
     for _ in range(args.repeat):
         for q in queries:
             t0 = time.perf_counter()
-            linked_rules.__wrapped__(q)  # uncached: what a question never seen before costs
+            linked_rules.__wrapped__(q, scope)  # uncached: what a question never seen before costs
             link_times.append((time.perf_counter() - t0) * 1000)
     p50, p95 = pct(link_times)
     print(f"rule linking of a new question (uncached): p50 {p50:6.3f} ms  p95 {p95:6.3f} ms")

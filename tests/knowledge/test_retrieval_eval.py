@@ -1,29 +1,41 @@
-"""Retrieval quality on graded pharmacist questions (dev, held-out and five blind sets, one graded twice).
+"""Retrieval quality on graded pharmacist questions: for UTI cystitis (CA-ON) dev, held-out and five
+blind sets, one graded twice; for Lyme prophylaxis the corpus author's questions, one set per profile.
 
-The issue's bar is hybrid recall@5 >= 0.9 of the essential passages; it is NOT
-met (README, "Retrieval quality"). Fact recall@5 (each deciding fact found
-through at least one passage that states it) is reported beside it. The floors
-below sit just under the measured figures, so a regression fails the suite;
-raise them as retrieval improves.
+The labels live in eval/retrieval/ of the repository (one folder per knowledge
+base), not in the package. The issue's bar is hybrid recall@5 >= 0.9 of the
+essential passages; it is NOT met (README, "Retrieval quality"). Fact recall@5
+(each deciding fact found through at least one passage that states it) is
+reported beside it. The floors below sit just under the measured figures, so a
+regression fails the suite; raise them as retrieval improves.
 """
 
 from __future__ import annotations
+
+import shutil
+from importlib import resources
 
 import pytest
 
 from clinreason.knowledge.chunking import all_chunks
 from clinreason.knowledge.evaluation import (
+    ALL_SETS,
+    CHECKOUT_EVAL_DIR,
+    EVAL_DIR_ENV,
+    OTHER_SETS,
     MISS_DEPTH,
     SETS,
+    EvalDataNotFound,
     EvalQuery,
     assessor_agreement,
     double_graded_pairs,
+    eval_dir,
     evaluate,
     evaluate_all,
     load_eval_queries,
     miss_breakdown,
     paraphrase_pairs,
 )
+from clinreason.knowledge.retrieval import get_index
 
 FLOORS = {  # hybrid: recall@5 (essential passages), fact recall@5, MRR, hit@5, nDCG@5
     "dev": (0.86, 0.95, 0.89, 0.97, 0.79),
@@ -34,17 +46,56 @@ FLOORS = {  # hybrid: recall@5 (essential passages), fact recall@5, MRR, hit@5, 
     "blind4": (0.60, 0.87, 0.88, 0.97, 0.74),
     "blind5": (0.82, 0.96, 0.92, 0.97, 0.83),
     "blind5b": (0.80, 0.97, 0.92, 0.97, 0.83),
+    # The Lyme author's questions, measured 0.637 / 0.714 / 0.482 / 0.786 / 0.495 (CA-ON) and
+    # 0.763 / 0.795 / 0.500 / 0.846 / 0.570 (US-IDSA) when first run; retrieval was not tuned on them.
+    "lyme-ca-on": (0.62, 0.70, 0.46, 0.77, 0.48),
+    "lyme-us-idsa": (0.74, 0.78, 0.48, 0.83, 0.55),
 }
+LYME_QUESTIONS = {"lyme-ca-on": 14, "lyme-us-idsa": 13}  # of the author's 27
 
 
-@pytest.mark.parametrize("which", list(SETS))
+def test_the_labels_are_not_in_the_package_and_each_set_names_its_knowledge_base():
+    assert not [f.name for f in resources.files("clinreason.knowledge").iterdir() if f.name.startswith("eval_")]
+    assert eval_dir() == CHECKOUT_EVAL_DIR and CHECKOUT_EVAL_DIR.parts[-2:] == ("eval", "retrieval")
+    assert set(ALL_SETS) == set(SETS) | set(OTHER_SETS) and not set(SETS) & set(OTHER_SETS)
+    assert {s.scope for s in SETS.values()} == {("uti-cystitis", "CA-ON")}
+    assert {s.scope for s in OTHER_SETS.values()} == {("lyme-pep", "CA-ON"), ("lyme-pep", "US-IDSA")}
+    for which, s in ALL_SETS.items():
+        assert s.path().is_file() and s.path().parent == CHECKOUT_EVAL_DIR.joinpath(*s.scope), which
+        assert {q.scope for q in load_eval_queries(which)} == {s.scope}, which
+
+
+def test_a_missing_label_directory_names_the_path_and_the_override(tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv(EVAL_DIR_ENV, str(missing))
+    with pytest.raises(EvalDataNotFound) as e:
+        load_eval_queries("dev")
+    assert str(missing) in str(e.value) and EVAL_DIR_ENV in str(e.value)
+    with pytest.raises(EvalDataNotFound, match="root argument"):
+        paraphrase_pairs(root=tmp_path / "also-nowhere")
+    with pytest.raises(KeyError, match="lyme-ca-on"):
+        load_eval_queries("tuning")
+
+
+def test_the_override_points_at_another_copy_of_the_labels(tmp_path, monkeypatch):
+    copy = tmp_path / "labels"
+    shutil.copytree(CHECKOUT_EVAL_DIR, copy)
+    monkeypatch.setenv(EVAL_DIR_ENV, str(copy))
+    assert eval_dir() == copy and load_eval_queries("holdout") == load_eval_queries("holdout", root=CHECKOUT_EVAL_DIR)
+    (copy / "uti-cystitis" / "CA-ON" / "holdout.json").write_text("[]", "utf-8")
+    assert load_eval_queries("holdout") == [] and len(load_eval_queries("holdout", root=CHECKOUT_EVAL_DIR)) == 40
+
+
+@pytest.mark.parametrize("which", list(ALL_SETS))
 def test_labels_are_graded_and_resolve_to_real_chunks(which):
-    ids = {c.id for c in all_chunks()}
+    scope = ALL_SETS[which].scope
+    ids = {c.id for c in all_chunks(scope)}  # the set's own knowledge base: scoped ids
     queries = load_eval_queries(which)
-    assert len(queries) >= 40
+    assert len(queries) == LYME_QUESTIONS.get(which, len(queries)) and (which in OTHER_SETS or len(queries) >= 40)
     assert len({q.id for q in queries}) == len(queries)
     for q in queries:
         assert q.essential, q.id
+        assert all(cid.startswith("/".join(scope) + "/") for cid in (*q.essential, *q.supporting)), q.id
         assert set(q.essential) <= ids and set(q.supporting) <= ids, q.id
         assert not set(q.essential) & set(q.supporting), q.id
         # Facts group the essential passages: every one is in a fact, and a fact names only essential ones.
@@ -52,9 +103,27 @@ def test_labels_are_graded_and_resolve_to_real_chunks(which):
         assert set().union(*map(set, q.facts)) == set(q.essential), q.id
 
 
+def test_the_lyme_sets_have_every_passage_essential():
+    # The author graded facts only: every passage of a fact is essential, none supporting.
+    for which in OTHER_SETS:
+        for q in load_eval_queries(which):
+            assert not q.supporting and set().union(*map(set, q.facts)) == set(q.essential), q.id
+
+
 @pytest.fixture(scope="module")
 def metrics(kb_index):
-    return {which: {m.method: m for m in evaluate_all(kb_index, 5, which)} for which in SETS}
+    # kb_index is the UTI knowledge base; each Lyme set is ranked in its own profile's index.
+    return {which: {m.method: m for m in evaluate_all(kb_index, 5, which)} for which in ALL_SETS}
+
+
+def test_a_set_is_ranked_in_its_own_knowledge_base_whatever_index_is_given(kb_index, metrics):
+    lyme = get_index(scope=("lyme-pep", "US-IDSA"))
+    assert lyme.scope != kb_index.scope
+    for index in (lyme, None):
+        assert evaluate_all(index, 5, "lyme-us-idsa") == list(metrics["lyme-us-idsa"].values())
+    queries = load_eval_queries("lyme-ca-on")[:3] + load_eval_queries("dev")[:3]  # two knowledge bases in one call
+    mixed = evaluate(lyme, queries, "hybrid")
+    assert mixed.n == 6 and mixed.hit_rate > 0
 
 
 def test_report_figures(metrics, capsys):
@@ -68,13 +137,16 @@ def test_report_figures(metrics, capsys):
         print()
 
 
-def test_rule_links_add_recall_over_text_fusion_on_every_set(metrics):
-    for which, m in metrics.items():
+def test_rule_links_add_recall_over_text_fusion_on_every_uti_set(metrics):
+    # Not on the Lyme sets, measured when they were added: on CA-ON hybrid recall@5 0.637 against rrf
+    # 0.699, MRR 0.482 against dense 0.565. Ranking was not tuned on them.
+    for which in SETS:
+        m = metrics[which]
         assert m["hybrid"].recall >= m["rrf"].recall + 0.04, which
         assert m["hybrid"].mrr >= max(m["bm25"].mrr, m["dense"].mrr), which
 
 
-@pytest.mark.parametrize("which", list(SETS))
+@pytest.mark.parametrize("which", list(ALL_SETS))
 def test_hybrid_floors(metrics, which):
     h = metrics[which]["hybrid"]
     recall, facts, mrr, hit, ndcg = FLOORS[which]
@@ -116,17 +188,20 @@ def test_a_missed_passage_is_a_restatement_only_when_its_fact_is_in_the_top_k():
     )
 
 
-@pytest.mark.parametrize("which", list(SETS))
+@pytest.mark.parametrize("which", list(ALL_SETS))
 def test_most_passages_hybrid_misses_restate_a_fact_already_in_the_top_five(kb_index, which):
     # README, "Retrieval quality": 70% of the essential passages missing from
-    # the top five restate a fact one of the five already states (57% to 93% per set).
+    # the top five restate a fact one of the five already states (57% to 93% per UTI set).
+    # Not on the Lyme sets (CA-ON 5 restated, 10 lost; US-IDSA 3 and 6): most of their misses are facts.
     queries = load_eval_queries(which)
-    b = miss_breakdown(kb_index, queries, 5)
-    assert b.restated > b.lost, (which, b.restated, b.lost)
+    b = miss_breakdown(kb_index, queries, 5)  # each question in its own knowledge base
+    if which in SETS:
+        assert b.restated > b.lost, (which, b.restated, b.lost)
     # The misses are judged against the same top five `kb eval` scores.
+    index = get_index(scope=ALL_SETS[which].scope)
     missing = {(m.query.id, m.chunk_id) for m in b.misses}
     for q in queries:
-        top = {cid for cid, _ in kb_index.search(q.query, 5)}
+        top = {cid for cid, _ in index.search(q.query, 5)}
         assert {cid for cid in q.essential if (q.id, cid) in missing} == set(q.essential) - top, q.id
 
 

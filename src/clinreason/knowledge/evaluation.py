@@ -1,5 +1,13 @@
 """Retrieval evaluation on labelled pharmacist questions.
 
+The labels live in the repository, not in the package: `eval/retrieval/` of a
+checkout, one folder per knowledge base (`<protocol>/<profile>/`, the prefix of
+the chunk ids they name), found from this file in an editable install or from
+$CLINREASON_EVAL_DIR (or the `root` argument of the loaders). Each set knows its
+knowledge base (`EvalSet.scope`, and `EvalQuery.scope` on each question), and
+`evaluate`, `evaluate_all` and `miss_breakdown` rank each question in the index
+of its own knowledge base.
+
 Labels are graded. Each question lists its *essential* passages (they state
 the rule, threshold, dose or interaction that decides the answer; a
 pharmacist answering would cite them) and its *supporting* passages (useful
@@ -22,30 +30,11 @@ Metrics at k, averaged over questions:
 - nDCG: graded (essential 2, supporting 1);
 - recall_all: share of essential + supporting passages found in the top k.
 
-Eight sets (seven sets of questions):
-- dev (`eval_queries.json`): used while tuning retrieval;
-- holdout (`eval_queries_holdout.json`): written after the first tuning round,
-  never tuned on;
-- blind (`eval_queries_blind.json`): written from the protocol text alone and
-  graded by separate assessors after rule linking was built; its misses were
-  then studied, so it is no longer unseen;
-- blind2 (`eval_queries_blind2.json`): written the same way after the
-  vocabulary round that studied holdout and blind misses, graded by another
-  assessor against the frozen corpus, and run once; its misses were then
-  studied (spelling repair and facet links came from them);
-- blind3 (`eval_queries_blind3.json`): written blind from the protocol text
-  alone after that round, graded (passages and fact groups) by another
-  assessor against a dump of the corpus, and run once; its misses were then
-  studied (named-guideline links came from them);
-- blind4 (`eval_queries_blind4.json`): written and graded the same way, by
-  other assessors, and run once on the configuration of that round;
-- blind5 and blind5b (`eval_queries_blind5.json`, `..._blind5b.json`): one
-  set of questions written blind from the protocol, graded twice, by two
-  assessors working alone from the same guide, and run once: the unseen
-  estimate, against two assessors, and a direct measure of their agreement.
-
-The fact groups of the first four sets were added later by assessors who
-grouped the existing essential labels, unchanged, without seeing a ranking.
+The sets, each ranked in its own knowledge base, are listed in
+`eval/retrieval/sets.toml` of the repository (not installed with the package);
+its README says what each set is, how it was written and graded, and which
+were studied after they were run. `SETS` are the primary sets (the ones the
+retrieval work was done on), `OTHER_SETS` the rest, `ALL_SETS` both.
 
 Labels name every passage that states a deciding fact, so a question whose
 fact is restated in seven documents has seven essential passages and recall@5
@@ -56,7 +45,7 @@ either a restatement (another passage stating its fact is in the top k) or a
 fact lost; passage recall counts both, fact recall only the second.
 
 Assessor agreement: blind5 was graded twice, and twenty questions appear
-twice, in other words, in two earlier sets (`eval_paraphrases.json`), so two
+twice, in other words, in two earlier sets (`paraphrase-pairs.json`), so two
 assessors labelled each; judging one assessor's essential passages by the
 other's labels measures how far a recall bar can sensibly ask a ranking to
 agree with one assessor.
@@ -66,28 +55,86 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tomllib
 from dataclasses import dataclass
-from importlib import resources
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # the CLI reads SETS for its help text; the index and its imports load only to evaluate
     from clinreason.knowledge.index import KnowledgeIndex
 
+Scope = tuple[str, str]  # (protocol id, profile id): one knowledge base, the prefix of its chunk ids
+
 # bm25 and dense alone; rrf fuses the two; hybrid adds the rule-linked list.
 METHODS = ("bm25", "dense", "rrf", "hybrid")
-SETS = {
-    "dev": "eval_queries.json",
-    "holdout": "eval_queries_holdout.json",
-    "blind": "eval_queries_blind.json",
-    "blind2": "eval_queries_blind2.json",
-    "blind3": "eval_queries_blind3.json",
-    "blind4": "eval_queries_blind4.json",
-    "blind5": "eval_queries_blind5.json",
-    "blind5b": "eval_queries_blind5b.json",
-}
-# Sets that grade the same questions twice, each by its own assessor working
-# alone: the second repeats the first's ids and texts with its own labels.
-DOUBLE_GRADED = (("blind5", "blind5b"),)
+
+EVAL_DIR_ENV = "CLINREASON_EVAL_DIR"
+# src/clinreason/knowledge/evaluation.py -> the checkout's eval/retrieval (an editable install).
+CHECKOUT_EVAL_DIR = Path(__file__).resolve().parents[3] / "eval" / "retrieval"
+
+@dataclass(frozen=True)
+class EvalSet:
+    """One labelled set: its knowledge base and its file in that knowledge base's folder."""
+
+    scope: Scope
+    file: str
+
+    @property
+    def relpath(self) -> Path:
+        return Path(*self.scope) / self.file
+
+    def path(self, root: str | Path | None = None) -> Path:
+        return eval_dir(root) / self.relpath
+
+    @property
+    def stem(self) -> str:  # how paraphrase-pairs.json names the set
+        return self.file.removesuffix(".json")
+
+
+class EvalDataNotFound(FileNotFoundError):
+    """The label directory is missing: the labels are not installed with the package."""
+
+
+def eval_dir(root: str | Path | None = None) -> Path:
+    """The label directory: `root` if given, else $CLINREASON_EVAL_DIR, else the checkout's eval/retrieval."""
+    if root is not None:
+        path, how = Path(root), "the root argument"
+    elif os.environ.get(EVAL_DIR_ENV):
+        path, how = Path(os.environ[EVAL_DIR_ENV]), f"${EVAL_DIR_ENV}"
+    else:
+        path, how = CHECKOUT_EVAL_DIR, "the repository checkout"
+    if not path.is_dir():
+        raise EvalDataNotFound(
+            f"retrieval evaluation labels not found at {path} (from {how}): they live in eval/retrieval/ of the "
+            f"clinreason repository and are not installed with the package; run from a checkout (pip install -e .) "
+            f"or set {EVAL_DIR_ENV} to that eval/retrieval directory"
+        )
+    return path
+
+
+def _scope(text: str) -> Scope:
+    protocol, profile = text.split("/")
+    return protocol, profile
+
+
+def _read_sets() -> tuple[dict[str, EvalSet], dict[str, EvalSet], tuple[tuple[str, str], ...], EvalSet | None]:
+    """The set table (eval/retrieval/sets.toml); empty when the labels are not there (an installed
+    package): the commands that need them then raise EvalDataNotFound."""
+    try:
+        raw = tomllib.loads((eval_dir() / "sets.toml").read_text("utf-8"))
+    except (EvalDataNotFound, FileNotFoundError):
+        return {}, {}, (), None
+    primary, other = {}, {}
+    for name, entry in raw["sets"].items():
+        (primary if entry.get("primary") else other)[name] = EvalSet(_scope(entry["knowledge_base"]), entry["file"])
+    para = raw.get("paraphrases")
+    pairs = tuple((a, b) for a, b in raw.get("double_graded", []))
+    return primary, other, pairs, EvalSet(_scope(para["knowledge_base"]), para["file"]) if para else None
+
+
+SETS, OTHER_SETS, DOUBLE_GRADED, PARAPHRASES = _read_sets()
+ALL_SETS: dict[str, EvalSet] = {**SETS, **OTHER_SETS}
 
 
 @dataclass(frozen=True)
@@ -98,6 +145,7 @@ class EvalQuery:
     supporting: tuple[str, ...]
     topic: str
     facts: tuple[tuple[str, ...], ...]  # essential passages grouped by the fact they state
+    scope: Scope | None = None  # its knowledge base; None: rank it in whatever index is given
 
     def grade(self, chunk_id: str) -> int:
         return 2 if chunk_id in self.essential else 1 if chunk_id in self.supporting else 0
@@ -118,15 +166,53 @@ class Metrics:
     misses: tuple[str, ...]  # query ids with no essential passage in the top k
 
 
-def load_eval_queries(which: str = "dev") -> list[EvalQuery]:
-    raw = json.loads(resources.files("clinreason.knowledge").joinpath(SETS[which]).read_text("utf-8"))
+def _eval_set(which: str) -> EvalSet:
+    try:
+        return ALL_SETS[which]
+    except KeyError:
+        raise KeyError(f"no evaluation set {which!r} (sets: {', '.join(ALL_SETS)})") from None
+
+
+def load_eval_queries(which: str = "dev", *, root: str | Path | None = None) -> list[EvalQuery]:
+    s = _eval_set(which)
+    path = s.path(root)
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise EvalDataNotFound(f"evaluation set {which!r}: no file {path}") from None
     return [
         EvalQuery(
             q["id"], q["query"], tuple(q["essential"]), tuple(q["supporting"]), q["topic"],
-            tuple(tuple(f["passages"]) for f in q["facts"]),
+            tuple(tuple(f["passages"]) for f in q["facts"]), s.scope,
         )
         for q in raw
     ]
+
+
+# --- ranking each question in its own knowledge base ---------------------------
+class _Ranker(Protocol):
+    def search(self, query: str, k: int, method: str = "hybrid") -> list[tuple[str, float]]: ...
+
+
+class _Indexes:
+    """The index each question is ranked in: the one given when it has the question's scope (or the
+    question has none), else that scope's process-wide index, under the given index's settings."""
+
+    def __init__(self, given: KnowledgeIndex | _Ranker | None):
+        self.given = given
+        self._by_scope: dict[Scope, KnowledgeIndex | _Ranker] = {}
+
+    def __call__(self, scope: Scope | None) -> KnowledgeIndex | _Ranker:
+        given = self.given
+        if given is not None and (scope is None or getattr(given, "scope", scope) == scope):
+            return given  # a ranking without a scope (a test's fixed list) serves every question
+        if scope is None:
+            raise ValueError("a question without a scope needs an index to be ranked in")
+        if scope not in self._by_scope:
+            from clinreason.knowledge.retrieval import get_index
+
+            self._by_scope[scope] = get_index(getattr(given, "settings", None), scope=scope)
+        return self._by_scope[scope]
 
 
 def _ndcg(q: EvalQuery, ranked: list[str], k: int) -> float:
@@ -141,11 +227,13 @@ def _label_recall(q: EvalQuery, found: set[str]) -> tuple[float, float]:
     return len(found & set(q.essential)) / len(q.essential), sum(1 for group in q.facts if found & set(group)) / len(q.facts)
 
 
-def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: int = 5) -> Metrics:
+def evaluate(index: KnowledgeIndex | None, queries: list[EvalQuery], method: str = "hybrid", k: int = 5) -> Metrics:
+    """Metrics at k of one method; each question is ranked in its own knowledge base (see _Indexes)."""
+    index_for = _Indexes(index)
     recall = facts = capped = mrr = hits = ndcg = recall_all = 0.0
     misses = []
     for q in queries:
-        ranked = [cid for cid, _ in index.search(q.query, k, method=method)]
+        ranked = [cid for cid, _ in index_for(q.scope).search(q.query, k, method=method)]
         found = set(ranked) & set(q.essential)
         passages, stated = _label_recall(q, found)
         recall += passages
@@ -162,9 +250,14 @@ def evaluate(index: KnowledgeIndex, queries: list[EvalQuery], method: str, k: in
     return Metrics(method, k, recall / n, facts / n, capped / n, mrr / n, hits / n, ndcg / n, recall_all / n, n, tuple(misses))
 
 
-def evaluate_all(index: KnowledgeIndex, k: int = 5, which: str = "dev") -> list[Metrics]:
-    queries = load_eval_queries(which)
-    return [evaluate(index, queries, m, k) for m in METHODS]
+def evaluate_all(index: KnowledgeIndex | None = None, k: int = 5, which: str = "dev", *,
+                 root: str | Path | None = None) -> list[Metrics]:
+    """Every method on one set, in the set's knowledge base: `index` when it has the set's scope, else the
+    process-wide index of that scope (under `index`'s settings, if one is given)."""
+    queries = load_eval_queries(which, root=root)
+    index_for = _Indexes(index)
+    scoped = index_for(_eval_set(which).scope)
+    return [evaluate(scoped, queries, m, k) for m in METHODS]  # type: ignore[arg-type]
 
 
 # --- misses --------------------------------------------------------------------
@@ -207,12 +300,14 @@ class MissBreakdown:
         return len(self.misses) - self.restated
 
 
-def miss_breakdown(index: KnowledgeIndex, queries: list[EvalQuery], k: int = 5, method: str = "hybrid") -> MissBreakdown:
+def miss_breakdown(index: KnowledgeIndex | None, queries: list[EvalQuery], k: int = 5, method: str = "hybrid") -> MissBreakdown:
     # One ranking to MISS_DEPTH serves both: its first k are the top k (see MISS_DEPTH).
+    # Each question is ranked in its own knowledge base, as in evaluate.
+    index_for = _Indexes(index)
     essential = found = 0
     misses: list[Miss] = []
     for q in queries:
-        ranked = [cid for cid, _ in index.search(q.query, max(k, MISS_DEPTH), method=method)]
+        ranked = [cid for cid, _ in index_for(q.scope).search(q.query, max(k, MISS_DEPTH), method=method)]
         top = set(ranked[:k])
         essential += len(q.essential)
         for cid in q.essential:
@@ -243,19 +338,28 @@ class Agreement:
     identical: float  # share of pairs whose essential sets are the same
 
 
-def paraphrase_pairs() -> list[tuple[EvalQuery, EvalQuery]]:
-    """Cross-set question pairs that ask the same thing (`eval_paraphrases.json`)."""
-    raw = json.loads(resources.files("clinreason.knowledge").joinpath("eval_paraphrases.json").read_text("utf-8"))
-    by_key = {f"{which}/{q.id}": q for which in SETS for q in load_eval_queries(which)}
+def paraphrase_pairs(*, root: str | Path | None = None) -> list[tuple[EvalQuery, EvalQuery]]:
+    """Cross-set question pairs that ask the same thing (`paraphrase-pairs.json`; each side is
+    `<set file without .json>/<question id>`, a set of the same knowledge base)."""
+    if PARAPHRASES is None:
+        eval_dir(root)  # raises EvalDataNotFound, naming where the labels were looked for
+        raise EvalDataNotFound("eval/retrieval/sets.toml names no paraphrase pairs")
+    path = PARAPHRASES.path(root)
+    try:
+        raw = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise EvalDataNotFound(f"paraphrase pairs: no file {path}") from None
+    by_key = {f"{s.stem}/{q.id}": q for which, s in ALL_SETS.items() if s.scope == PARAPHRASES.scope
+              for q in load_eval_queries(which, root=root)}
     return [(by_key[a], by_key[b]) for a, b in raw["pairs"]]
 
 
-def double_graded_pairs() -> list[tuple[EvalQuery, EvalQuery]]:
+def double_graded_pairs(*, root: str | Path | None = None) -> list[tuple[EvalQuery, EvalQuery]]:
     """Each question of a twice-graded set with its two assessors' labels."""
     pairs = []
     for first, second in DOUBLE_GRADED:
-        other = {q.id: q for q in load_eval_queries(second)}
-        pairs += [(q, other[q.id]) for q in load_eval_queries(first)]
+        other = {q.id: q for q in load_eval_queries(second, root=root)}
+        pairs += [(q, other[q.id]) for q in load_eval_queries(first, root=root)]
     return pairs
 
 
