@@ -52,7 +52,10 @@ from clinreason.knowledge.support import supports
 MAX_CLAIM = MAX_LINE  # characters per stored claim (the report's bound too)
 MAX_CLAIMS = 12  # claims (or concerns) per list
 MAX_CITATIONS = 8  # citations per claim
-MAX_ID = 64  # agent ids, rule ids, chunk ids
+MAX_ID = 64  # option ids, rule ids
+# Chunk ids are scoped (protocol/profile/doc#section) and longer: the longest bundled one is about 110
+# characters. A cited id cut short would no longer resolve, so citations get their own, roomier cap.
+MAX_CHUNK_ID = 200
 
 Answer = TypeVar("Answer", Proposal, Review, ReferralNote)
 
@@ -94,7 +97,7 @@ class _Screen:
         if (kind := instruction_like(clean_text(c.text[: MAX_CLAIM * 8])) or instruction_like(text)) is not None:
             self.dropped.append(f"{label} dropped: instruction-like text ({kind})")
             return None
-        return Claim(text=text, citations=[neutralise(x, MAX_ID) for x in c.citations[:MAX_CITATIONS]])
+        return Claim(text=text, citations=[neutralise(x, MAX_CHUNK_ID) for x in c.citations[:MAX_CITATIONS]])
 
     def claims(self, label: str, claims: list[Claim]) -> list[Claim]:
         if len(claims) > MAX_CLAIMS:
