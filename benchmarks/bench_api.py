@@ -122,7 +122,8 @@ class Served:
                 "cpu": (cpu_seconds(pids) - cpu0) / requests * 1000}
 
 
-PATIENTS = [load_sample(n) for n in sample_index()]
+# The default protocol's samples: an earlier tree (before protocols were plug-ins) serves them too.
+PATIENTS = [p for p in (load_sample(n) for n in sample_index()) if "protocol" not in p]
 MODES = ("deterministic", "full")
 
 

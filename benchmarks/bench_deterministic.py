@@ -69,7 +69,9 @@ def patients() -> dict[str, list[dict]]:
     from clinreason.samples import load_sample, sample_index
 
     base = load_sample("uncomplicated")
-    return {"samples": [load_sample(n) for n in sample_index()],
+    # The default protocol's samples: an earlier tree (before protocols were plug-ins) can run them too.
+    uti = [p for p in (load_sample(n) for n in sample_index()) if "protocol" not in p]
+    return {"samples": uti,
             "fifty": [_patient(FIFTY_MEDS, base)], "hard": [_patient(HARD_ENTRIES, base)]}
 
 
@@ -77,7 +79,18 @@ def worker(runs: int, given: dict[str, list[dict]]) -> dict[str, dict[str, float
     """Run every workload in this process (whichever clinreason is on sys.path) and return figures in us."""
     from clinreason import assess
     from clinreason.assessment import assess_deterministic, validate
-    from clinreason.knowledge import formulary
+
+    try:  # the formulary layer (protocols as plug-ins), or the tree before it
+        from clinreason.formulary import core as formulary
+        from clinreason.protocols.registry import DEFAULT_PROTOCOL, get_spec
+
+        def match(text: str):  # type: ignore[no-untyped-def]
+            return get_spec(DEFAULT_PROTOCOL).formulary.match(text)
+    except ImportError:
+        from clinreason.knowledge import formulary  # type: ignore[no-redef]
+
+        def match(text: str):  # type: ignore[no-untyped-def]
+            return formulary.load_formulary().match(text)
 
     clear = formulary._match_cached.cache_clear
     raw = given["samples"]
@@ -90,7 +103,7 @@ def worker(runs: int, given: dict[str, list[dict]]) -> dict[str, dict[str, float
         "misspelt / unknown entries, cold match": ([validate(p) for p in given["hard"]], lambda d, p: assess_deterministic(p), True),
     }
     entries = [e for p in [*given["hard"], *raw] for e in p["history"].get("meds", []) + p["history"].get("allergies", [])]
-    workloads["recognition only: one entry, cold match"] = (entries, lambda d, p: formulary.load_formulary().match(p), True)
+    workloads["recognition only: one entry, cold match"] = (entries, lambda d, p: match(p), True)
     for p in raw:  # warm the profile, formulary and term index (and any lazy spelling index)
         assess(p, mode="deterministic")
     assess_deterministic(workloads["misspelt / unknown entries, cold match"][0][0])

@@ -26,6 +26,21 @@ BASE_PATIENT: dict[str, Any] = {
 }
 
 
+UTI = "uti-cystitis"
+
+
+def uti_spec():
+    """The cystitis protocol's spec (rules, profiles, formulary)."""
+    from clinreason.protocols.registry import get_spec
+
+    return get_spec(UTI)
+
+
+def uti_formulary():
+    """The formulary the cystitis protocol evaluates with (was `load_formulary()`)."""
+    return uti_spec().formulary
+
+
 def make_patient(**changes: Any) -> dict[str, Any]:
     """A healthy 30-year-old woman with acute dysuria, with `changes` merged in.
 

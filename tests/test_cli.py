@@ -79,7 +79,7 @@ def test_signoff_with_blocking_checks_needs_acknowledge(tmp_path: Path, kb_index
     r = cli("assess", str(f), "--json", timeout=180)
     assert r.returncode == 0, r.stderr
     a = json.loads(r.stdout)
-    assert a["plan"]["agent"] == "tmp_smx" and a["plan"]["blocking_checks"][0]["entry"] == "Zorbaxol 20 mg daily"
+    assert a["plan"]["option"] == "tmp_smx" and a["plan"]["blocking_checks"][0]["entry"] == "Zorbaxol 20 mg daily"
     refused = cli("signoff", a["id"], "--action", "approve", "--prescriber", "RPh-9", timeout=180)
     assert refused.returncode == 2
     assert "blocking check(s) not acknowledged" in refused.stderr and "--acknowledge 'Zorbaxol 20 mg daily'" in refused.stderr

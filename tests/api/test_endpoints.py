@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from patients import make_patient
 
-from clinreason.samples import load_sample
+from clinreason import assess
+from clinreason.samples import load_sample, sample_index, sample_protocol
 
 PROBLEM = "application/problem+json"
 
@@ -17,7 +18,7 @@ def test_full_lifecycle_create_read_report_signoff(api):
     assert body["status"] == "awaiting_signoff" and body["recommendation"]["agent"] == "fosfomycin"
 
     got = api.client.get(f"/v1/assessments/{body['id']}", headers=api.headers("submitter"))
-    assert got.status_code == 200 and got.json()["plan"]["agent"] == "fosfomycin"
+    assert got.status_code == 200 and got.json()["plan"]["option"] == "fosfomycin"
 
     report = api.client.get(f"/v1/assessments/{body['id']}/report", headers=api.headers("submitter"))
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
@@ -108,7 +109,7 @@ def test_signoff_errors(api):
     r = api.client.post("/v1/assessments/nope/signoff", json={"action": "approve"}, headers=api.headers("prescriber"))
     assert r.status_code == 404
     r = api.client.post(url, json={"action": "amend", "agent": "fosfomycin"}, headers=api.headers("prescriber"))
-    assert r.status_code == 200 and r.json()["plan"]["agent"] == "fosfomycin"
+    assert r.status_code == 200 and r.json()["plan"]["option"] == "fosfomycin"
 
 
 def test_list_with_status_filter_and_pages(api):
@@ -154,8 +155,13 @@ def test_health_ready_metrics(api):
 def test_openapi_documents_the_patient_schema_with_an_example(api):
     spec = api.client.get("/openapi.json").json()
     body = spec["paths"]["/v1/assessments"]["post"]["requestBody"]["content"]["application/json"]
-    assert body["example"]["history"]["meds"] == ["lisinopril", "spironolactone", "ibuprofen"]
-    assert "ACEI_ARB_use" in spec["components"]["schemas"]["History"]["properties"]
+    assert body["schema"] == {"$ref": "#/components/schemas/AssessmentRequest"}
+    assert {"$ref": "#/components/schemas/UtiCystitisRequest"} in spec["components"]["schemas"]["AssessmentRequest"]["oneOf"]
+    # each protocol's example is one of its bundled samples, and a valid request
+    example = body["examples"]["uti-cystitis"]["value"]
+    assert example in [load_sample(name) for name in sample_index() if sample_protocol(name) == "uti-cystitis"]
+    assert assess(example, mode="deterministic").protocol.protocol_id == "uti-cystitis"
+    assert "ACEI_ARB_use" in spec["components"]["schemas"]["UtiCystitisHistory"]["properties"]
 
 
 def test_unknown_locale_is_a_field_error(api):
@@ -168,7 +174,7 @@ def test_unknown_locale_is_a_field_error(api):
 def test_signoff_of_a_plan_with_blocking_checks_is_409_until_acknowledged(api):
     patient = make_patient(age=17, history={"meds": ["Zorbaxol 20 mg daily"], "allergies": ["nitrofurantoin"]})
     created = api.post_patient(patient).json()
-    assert created["plan"]["agent"] == "tmp_smx"
+    assert created["plan"]["option"] == "tmp_smx"
     assert [c["field"] for c in created["plan"]["blocking_checks"]] == ["history.meds[0]"]
     url = f"/v1/assessments/{created['id']}/signoff"
     r = api.client.post(url, json={"action": "approve"}, headers=api.headers("prescriber"))

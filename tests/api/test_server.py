@@ -161,7 +161,7 @@ def test_assessment_awaiting_signoff_survives_a_restart(kb_index):
     with Server() as server:  # a new process: nothing in memory
         r = httpx.post(f"{server.url}/v1/assessments/{aid}/signoff", json={"action": "approve"},
                        headers={"Authorization": f"Bearer {prescriber}"}, timeout=300)
-        assert r.status_code == 200 and r.json()["status"] == "final" and r.json()["plan"]["agent"] == "fosfomycin"
+        assert r.status_code == 200 and r.json()["status"] == "final" and r.json()["plan"]["option"] == "fosfomycin"
 
 
 def test_graceful_shutdown_finishes_requests_in_flight(kb_index):

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from cli_helpers import cli
 from fake_openai import Reply
-from patients import make_patient
+from patients import UTI, make_patient, uti_spec
 
 from clinreason.assessment import assess
 from clinreason.config import Settings
@@ -20,21 +20,21 @@ from clinreason.evaluation.harness import (
     run_eval,
     to_markdown,
 )
-from clinreason.protocols.profile import rule_catalog
 
 
 def test_vignettes_cover_every_rule_and_each_exclusion_three_times():
-    vignettes = load_vignettes()
+    vignettes = load_vignettes(protocol=UTI)
     assert len(vignettes) >= 60
     covered = Counter(r for v in vignettes for r in v.covers)
-    assert set(rule_catalog()) <= set(covered), sorted(set(rule_catalog()) - set(covered))
-    for rule in (r for r in rule_catalog() if r.startswith("EX-")):
+    rules = uti_spec().rules
+    assert set(rules) <= set(covered), sorted(set(rules) - set(covered))
+    for rule in (r for r in rules if r.startswith("EX-")):
         assert covered[rule] >= 3, rule
 
 
 @pytest.fixture(scope="module")
 def full_run(kb_index) -> RunSummary:
-    return run_eval(load_vignettes(), "full", Settings())
+    return run_eval(load_vignettes(protocol=UTI), "full", Settings())
 
 
 def test_full_offline_run_is_accurate_and_safe(full_run):
@@ -47,14 +47,14 @@ def test_full_offline_run_is_accurate_and_safe(full_run):
 
 
 def test_deterministic_run_agrees(kb_index):
-    run = run_eval(load_vignettes(), "deterministic", Settings())
+    run = run_eval(load_vignettes(protocol=UTI), "deterministic", Settings())
     assert run.decision_accuracy == 1.0 and run.unsafe == 0 and run.citation_validity is None
 
 
 def test_markdown_and_comparison(full_run, kb_index):
     md = to_markdown(full_run)
     assert "| unsafe recommendations | 0 |" in md and "Decisions (rows: expected" in md
-    deterministic = run_eval(load_vignettes()[:10], "deterministic", Settings())
+    deterministic = run_eval(load_vignettes(protocol=UTI)[:10], "deterministic", Settings())
     text = compare(deterministic, full_run)
     assert deterministic.run_id in text and full_run.run_id in text and "| decision accuracy |" in text
 
@@ -68,7 +68,7 @@ def test_hostile_llm_cannot_produce_an_unsafe_result(llm_pipeline, fake_openai, 
     fake_openai.handler = hostile
     settings = Settings(agent_backend="llm", llm_base_url=fake_openai.base_url, doctor_model="doctor-model",
                         pharmacist_model="pharmacist-model", llm_timeout=2, llm_max_retries=0)
-    treat = [v for v in load_vignettes() if v.expected.decision.value == "recommend_treatment"][:15]
+    treat = [v for v in load_vignettes(protocol=UTI) if v.expected.decision == "recommend_treatment"][:15]
     run = run_eval(treat, "full", settings)
     assert run.unsafe == 0 and run.backend == "llm" and run.models == {"doctor": "doctor-model", "pharmacist": "pharmacist-model"}
     by_id = {v.id: v for v in treat}
@@ -76,7 +76,7 @@ def test_hostile_llm_cannot_produce_an_unsafe_result(llm_pipeline, fake_openai, 
         assert case.agent not in by_id[case.id].expected.forbidden
         # TMP-SMX "for everyone", with no reason given, stands only where it is the protocol's own first
         # choice: passing over an earlier option needs a supported, cited concern, else it is vetoed.
-        first = assess(by_id[case.id].patient, mode="deterministic").protocol.selectable_agents[0]
+        first = assess(by_id[case.id].patient, mode="deterministic").protocol.selectable_options[0]
         assert (case.agent == "tmp_smx") == (first == "tmp_smx")
     assert run.agent_accuracy == 1.0
 

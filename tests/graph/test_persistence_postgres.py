@@ -12,7 +12,7 @@ from clinreason.samples import load_sample
 def test_postgres_checkpointer_resumes_signoff_in_a_new_pipeline(kb_index, pg_url):
     first = Pipeline(Settings(database_url=pg_url))
     a = first.run(load_sample("thiazide-older-adult"))
-    assert a.status == "awaiting_signoff" and a.plan.agent == "trimethoprim"
+    assert a.status == "awaiting_signoff" and a.plan.option == "trimethoprim"
 
     second = Pipeline(Settings(database_url=pg_url))  # new connections, nothing in memory
     assert second.get(a.id).status == "awaiting_signoff"

@@ -16,14 +16,14 @@ def run(pipeline, name):
 
 def test_raas_patient_deliberates_to_fosfomycin(offline_pipeline):
     a = run(offline_pipeline, "raas-nitrofurantoin-allergy")
-    assert a.decision.value == "recommend_treatment" and a.status == "awaiting_signoff"
+    assert a.decision == "recommend_treatment" and a.status == "awaiting_signoff"
     # The doctor, checking allergy/age/renal only, first proposes TMP-SMX; the
     # pharmacist finds the lisinopril + spironolactone hyperkalemia risk.
     first, second = a.rounds
     assert (first.proposal.agent, first.review.verdict, first.review.suggested_agent) == ("tmp_smx", "modify", "fosfomycin")
     assert {c.rule_id for c in first.review.concerns} == {"EX-HYPERKALEMIA", "EX-ALLERGY"}
     assert (second.proposal.agent, second.review.verdict) == ("fosfomycin", "approve")
-    assert a.plan.agent == "fosfomycin" and a.recommendation.dose == "3 g"
+    assert a.plan.option == "fosfomycin" and a.recommendation.dose == "3 g"
     assert a.safety.passed
 
 
@@ -38,8 +38,8 @@ def test_uncomplicated_patient_agrees_in_one_round(offline_pipeline):
                                                 ("recent-septra", "fosfomycin"), ("thiazide-older-adult", "trimethoprim")])
 def test_interaction_samples_reach_the_safe_agent(offline_pipeline, sample, agent):
     a = run(offline_pipeline, sample)
-    assert a.plan.agent == agent
-    assert a.plan.agent in a.protocol.allowed_agents
+    assert a.plan.option == agent
+    assert a.plan.option in a.protocol.allowed_options
 
 
 @pytest.mark.parametrize(("sample", "urgency"), [("red-flags-older-adult", "emergency_or_same_day"), ("male", "within_24_48h"),
@@ -58,7 +58,7 @@ def test_new_confusion_or_delirium_is_a_same_day_referral(offline_pipeline, find
     # Not a red flag (no fever), so the decision is refer_complicated, but new
     # confusion can be the first sign of sepsis in an older adult: seen today.
     a = offline_pipeline.run(make_patient(age=84, symptoms={finding: True, "frequency": True}))
-    assert a.decision.value == "refer_complicated"
+    assert a.decision == "refer_complicated"
     assert {h.rule_id for h in a.protocol.rules_fired} >= {"CF-CONFUSION" if finding == "confusion" else "CF-DELIRIUM"}
     assert a.referral.urgency == "emergency_or_same_day"
     assert "same day" in a.report_markdown and "within 24 to 48 hours" not in a.report_markdown

@@ -7,10 +7,10 @@ import random
 from fake_openai import Reply
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from patients import uti_spec
 from strategies import eligible_patients, patients
 
 from clinreason.agents.models import URGENCY_RANK
-from clinreason.agents.rules import referral_urgency
 from clinreason.assessment import assess
 
 # Findings that must be seen the same day even when they are not red flags.
@@ -25,8 +25,8 @@ def _check(a, p):
     deterministic = assess(p, mode="deterministic")
     assert a.decision == deterministic.decision  # agents never change the decision
     if a.plan.action == "treat":
-        assert a.plan.agent in deterministic.protocol.allowed_agents
-        assert a.recommendation == deterministic.protocol.recommendation.model_copy(update={"agent": a.plan.agent}) or a.recommendation.agent == a.plan.agent
+        assert a.plan.option in deterministic.protocol.allowed_options
+        assert a.recommendation == deterministic.protocol.recommendation.model_copy(update={"agent": a.plan.option}) or a.recommendation.agent == a.plan.option
     else:
         assert a.recommendation is None
     assert a.status == ("awaiting_signoff" if a.plan.action in ("treat", "escalate") else "final")
@@ -61,11 +61,11 @@ def test_hostile_llm_final_agent_is_allowed(llm_pipeline, fake_openai, p, seed):
 def _check_urgency(a):
     if a.referral is None:
         return
-    assert URGENCY_RANK[a.referral.urgency] >= URGENCY_RANK[referral_urgency(a.protocol)]
+    assert URGENCY_RANK[a.referral.urgency] >= URGENCY_RANK[uti_spec().referral_urgency(a.protocol)]
     fired = {h.rule_id for h in a.protocol.rules_fired}
-    if a.decision.value == "refer_urgent" or (a.decision.value == "refer_complicated" and fired & SAME_DAY_FINDINGS):
+    if a.decision == "refer_urgent" or (a.decision == "refer_complicated" and fired & SAME_DAY_FINDINGS):
         assert a.referral.urgency == "emergency_or_same_day", fired
-    if a.decision.value.startswith("refer_"):
+    if a.decision.startswith("refer_"):
         assert a.referral.urgency in ("emergency_or_same_day", "within_24_48h")
 
 

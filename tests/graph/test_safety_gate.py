@@ -22,14 +22,14 @@ def test_excluded_agent_is_vetoed_and_replaced_by_the_protocol_choice():
     patient, protocol = _case(history={"meds": ["warfarin 5 mg"]})
     gate = safety_gate(patient, protocol, Proposal(action="treat", agent="tmp_smx", rationale=[]), _approve(), 1, 3)
     assert not gate.passed and "EX-WARFARIN" in gate.vetoes[0]
-    assert gate.plan.agent == "nitrofurantoin" and gate.plan.decided_by == "protocol"
+    assert gate.plan.option == "nitrofurantoin" and gate.plan.decided_by == "protocol"
 
 
 def test_tampered_protocol_result_is_replaced_by_a_fresh_evaluation():
     patient, protocol = _case(history={"meds": ["warfarin 5 mg"]})
-    forged = protocol.model_copy(update={"agents": [ev.model_copy(update={"exclusions": []}) for ev in protocol.agents]})
+    forged = protocol.model_copy(update={"options": [ev.model_copy(update={"exclusions": []}) for ev in protocol.options]})
     gate = safety_gate(patient, forged, Proposal(action="treat", agent="tmp_smx", rationale=[]), _approve(), 1, 3)
-    assert not gate.passed and gate.plan.agent != "tmp_smx"
+    assert not gate.passed and gate.plan.option != "tmp_smx"
     assert any("did not match" in v for v in gate.vetoes)
 
 

@@ -24,7 +24,7 @@ def test_signoff_resumes_in_a_new_process_after_restart(kb_index):
         "import json, clinreason\n"
         "from clinreason.samples import load_sample\n"
         "a = clinreason.assess(load_sample('warfarin'))\n"
-        "print(json.dumps({'id': a.id, 'status': a.status, 'agent': a.plan.agent}))\n"
+        "print(json.dumps({'id': a.id, 'status': a.status, 'agent': a.plan.option}))\n"
     )
     assert first["status"] == "awaiting_signoff" and first["agent"] == "trimethoprim"
     # Process 2 (a fresh interpreter: nothing in memory) applies the sign-off.
@@ -32,7 +32,7 @@ def test_signoff_resumes_in_a_new_process_after_restart(kb_index):
         "import json\n"
         "from clinreason.pipeline import get_pipeline\n"
         f"a = get_pipeline().signoff({first['id']!r}, 'approve', 'RPh-1234', 'reviewed INR plan')\n"
-        "print(json.dumps({'status': a.status, 'signoff': a.signoff.model_dump(), 'agent': a.plan.agent, 'md': a.report_markdown}))\n"
+        "print(json.dumps({'status': a.status, 'signoff': a.signoff.model_dump(), 'agent': a.plan.option, 'md': a.report_markdown}))\n"
     )
     assert second["status"] == "final" and second["agent"] == "trimethoprim"
     assert second["signoff"]["action"] == "approve" and second["signoff"]["prescriber_id"] == "RPh-1234"
@@ -42,7 +42,7 @@ def test_signoff_resumes_in_a_new_process_after_restart(kb_index):
 def test_amend_to_an_allowed_agent(offline_pipeline):
     a = offline_pipeline.run(load_sample("uncomplicated"))
     signed = offline_pipeline.signoff(a.id, "amend", "MD-77", "patient prefers a single dose", agent="fosfomycin")
-    assert signed.plan.agent == "fosfomycin" and signed.plan.decided_by == "prescriber"
+    assert signed.plan.option == "fosfomycin" and signed.plan.decided_by == "prescriber"
     assert signed.recommendation.duration == "single dose" and signed.status == "final"
 
 
@@ -91,7 +91,7 @@ def test_approval_of_an_unverified_plan_waits_for_each_acknowledgement(offline_p
     from clinreason.pipeline import UnacknowledgedChecks
 
     a = offline_pipeline.run(_only_unverified_left())
-    assert a.plan.agent == "tmp_smx" and [c.field for c in a.plan.blocking_checks] == ["history.meds[1]"]
+    assert a.plan.option == "tmp_smx" and [c.field for c in a.plan.blocking_checks] == ["history.meds[1]"]
     assert a.report_markdown.index("## Blocking checks") < a.report_markdown.index("## Patient summary")
     assert UNKNOWN_MED in a.report_markdown.split("## Patient summary")[0]
 
@@ -104,7 +104,7 @@ def test_approval_of_an_unverified_plan_waits_for_each_acknowledgement(offline_p
     assert offline_pipeline.get(a.id).status == "awaiting_signoff"  # nothing was signed
 
     signed = offline_pipeline.signoff(a.id, "approve", "RPh-1", "called the patient: Zorbaxol is a vitamin", acknowledged=["zorbaxol 20 MG daily"])
-    assert signed.status == "final" and signed.plan.agent == "tmp_smx"
+    assert signed.status == "final" and signed.plan.option == "tmp_smx"
     assert signed.signoff.acknowledged == [UNKNOWN_MED]
     assert "Blocking checks acknowledged" in signed.report_markdown and "Sign-off approval is refused" not in signed.report_markdown
 
@@ -123,14 +123,14 @@ def test_amending_to_an_unverified_agent_needs_its_checks(offline_pipeline):
     with pytest.raises(UnacknowledgedChecks):
         offline_pipeline.signoff(a.id, "amend", "MD-3", agent="trimethoprim")
     signed = offline_pipeline.signoff(a.id, "amend", "MD-3", agent="trimethoprim", acknowledged=[UNKNOWN_MED])
-    assert signed.plan.agent == "trimethoprim" and signed.plan.blocking_checks[0].entry == UNKNOWN_MED
+    assert signed.plan.option == "trimethoprim" and signed.plan.blocking_checks[0].entry == UNKNOWN_MED
 
 
 def test_a_verified_plan_needs_no_acknowledgement_even_with_unknown_entries(offline_pipeline):
     from patients import make_patient
 
     a = offline_pipeline.run(make_patient(history={"meds": [UNKNOWN_MED], "allergies": ["nitrofurantoin"]}))
-    assert a.plan.agent == "fosfomycin" and a.plan.blocking_checks == []  # passed over the unverified agents
+    assert a.plan.option == "fosfomycin" and a.plan.blocking_checks == []  # passed over the unverified agents
     assert len(a.rounds) == 1 and a.rounds[0].proposal.agent == "fosfomycin"  # the doctor does not propose an unverified agent
     assert "## Blocking checks" not in a.report_markdown
     assert offline_pipeline.signoff(a.id, "approve", "RPh-3").status == "final"
@@ -140,17 +140,15 @@ def test_signoff_judges_a_fresh_evaluation_not_the_stored_result():
     """A record from before a rule changed (or altered in the store) that shows no blocking
     checks does not let an unverified plan through: sign-off re-evaluates the patient."""
     from clinreason import assess
-    from clinreason.graph.nodes import UnacknowledgedChecks, validate_signoff
-    from clinreason.graph.safety import treat_plan
-    from clinreason.protocols.patient import parse_patient
+    from clinreason.assessment import validate
+    from clinreason.protocols.plan import UnacknowledgedChecks, treat_plan, validate_signoff
 
     a = assess(_only_unverified_left(), mode="deterministic")
     stale = a.protocol.model_copy(update={"unverified_entries": [], "blocking_checks": [],
-                                          "agents": [ev.model_copy(update={"unverified_by": []}) for ev in a.protocol.agents]})
+                                          "options": [ev.model_copy(update={"unverified_by": []}) for ev in a.protocol.options]})
     plan = treat_plan(stale, "tmp_smx", "agreed", "agents")
     assert plan.blocking_checks == []  # what the old record says
-    state = {"patient": parse_patient(_only_unverified_left()).model_dump(mode="json"), "protocol": stale.model_dump(mode="json"),
-             "gate": {"passed": True, "vetoes": [], "plan": plan.model_dump(mode="json")}}
+    request = validate(_only_unverified_left())
     with pytest.raises(UnacknowledgedChecks):
-        validate_signoff({"action": "approve", "prescriber_id": "RPh-1"}, state)
-    assert validate_signoff({"action": "approve", "prescriber_id": "RPh-1", "acknowledged": [UNKNOWN_MED]}, state).acknowledged == [UNKNOWN_MED]
+        validate_signoff({"action": "approve", "prescriber_id": "RPh-1"}, request, plan)
+    assert validate_signoff({"action": "approve", "prescriber_id": "RPh-1", "acknowledged": [UNKNOWN_MED]}, request, plan).acknowledged == [UNKNOWN_MED]

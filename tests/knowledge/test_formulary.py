@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from clinreason.knowledge.formulary import load_formulary
+from patients import uti_formulary
 
 
 @pytest.fixture(scope="module")
 def formulary():
-    return load_formulary()
+    return uti_formulary()
 
 
 @pytest.mark.parametrize(
@@ -61,10 +61,10 @@ def test_antibiotic_classes_are_marked_and_sulfa_is_an_allergy_class(formulary):
 
 
 def test_every_agent_drug_and_rule_reference_resolves(formulary):
-    for agent in formulary.agents.values():
+    for agent in formulary.options.values():
         assert agent.drug in formulary.drugs
     for rule in formulary.interactions:
-        assert set(rule.excludes) <= set(formulary.agents)
+        assert set(rule.excludes) <= set(formulary.options)
         assert rule.sources
 
 

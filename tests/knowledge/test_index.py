@@ -20,6 +20,8 @@ from clinreason.knowledge.index import KnowledgeIndex
 from clinreason.knowledge.query import expand_query
 from clinreason.knowledge.retrieval import retrieve
 
+KB = "uti-cystitis/CA-ON/"  # chunk ids are scoped to their knowledge base (protocol, profile)
+
 
 def test_incremental_build_embeds_only_what_changed(kb_index, tmp_path):
     chunks = list(all_chunks()[:6])
@@ -44,11 +46,11 @@ def test_incremental_build_embeds_only_what_changed(kb_index, tmp_path):
 
 @pytest.mark.parametrize("method", ["bm25", "dense", "rrf", "hybrid"])
 def test_kind_and_agent_filters_hold_for_every_method(kb_index, method):
-    hits = kb_index.search("interaction that raises potassium", 8, {"kind": "monograph", "agent": "trimethoprim"}, method)
+    hits = kb_index.search("interaction that raises potassium", 8, {"kind": "monograph", "option": "trimethoprim"}, method)
     assert hits
     for cid, _ in hits:
         c = kb_index.by_id[cid]
-        assert c.kind == "monograph" and "trimethoprim" in c.agents
+        assert c.kind == "monograph" and "trimethoprim" in c.options
 
 
 def test_jurisdiction_filter_and_lists(kb_index):
@@ -60,8 +62,8 @@ def test_jurisdiction_filter_and_lists(kb_index):
 def test_bad_filters_are_errors(kb_index):
     with pytest.raises(ValueError, match="unknown filter key"):
         kb_index.search("x", 3, {"colour": "red"})
-    with pytest.raises(ValueError, match="unknown agent"):
-        kb_index.search("x", 3, {"agent": "ciprofloxacin"})
+    with pytest.raises(ValueError, match="unknown option"):
+        kb_index.search("x", 3, {"option": "ciprofloxacin"})
 
 
 def test_retrieve_returns_cited_passages(kb_index):
@@ -89,9 +91,9 @@ def test_lay_words_and_shorthand_reach_the_clinical_passages(kb_index):
     expanded = expand_query("nursing mother, sx since Tuesday, which abx")
     assert "lactation" in expanded and "symptoms" in expanded and "antibiotic" in expanded
     top = [cid for cid, _ in kb_index.search("she is breastfeeding her newborn - is Macrobid ok?", 5)]
-    assert "monograph-nitrofurantoin#pregnancy-and-lactation" in top
+    assert KB + "monograph-nitrofurantoin#pregnancy-and-lactation" in top
     prophylaxis = retrieve("patient wants a standing trimethoprim script to take after intercourse", k=3)
-    recurrence = next(p for p in prophylaxis if p.chunk_id == "policy-referral#relapse-and-recurrent-uti-thresholds")
+    recurrence = next(p for p in prophylaxis if p.chunk_id == KB + "policy-referral#relapse-and-recurrent-uti-thresholds")
     assert "prophylaxis" in recurrence.text and "referred" in recurrence.text
 
 

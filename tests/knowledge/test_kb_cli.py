@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from clinreason.cli import app
 
 runner = CliRunner()
+KB = "uti-cystitis/CA-ON/"  # chunk ids are scoped to their knowledge base (protocol, profile)
 
 
 def test_search_names_linked_rules_and_ranks_the_rule_statement(kb_index):
@@ -18,7 +19,7 @@ def test_search_names_linked_rules_and_ranks_the_rule_statement(kb_index):
     assert "linked rules: EX-HYPERKALEMIA" in r.output
     r = runner.invoke(app, ["kb", "search", "Aldactone and Septra together?", "-k", "5", "--json"])
     ids = [p["chunk_id"] for p in json.loads(r.output)]
-    assert "policy-uti-ca-on#ex-hyperkalemia" in ids
+    assert KB + "rules-ca-on#ex-hyperkalemia" in ids
 
 
 def test_search_rejects_unknown_method_and_filters_with_exit_2(kb_index):
@@ -29,7 +30,7 @@ def test_search_rejects_unknown_method_and_filters_with_exit_2(kb_index):
 
 
 def test_show_prints_source_and_protocol_rules(kb_index):
-    r = runner.invoke(app, ["kb", "show", "guideline-beers#tmp-smx-with-warfarin-bleeding-risk"])
+    r = runner.invoke(app, ["kb", "show", KB + "guideline-beers#tmp-smx-with-warfarin-bleeding-risk"])
     assert r.exit_code == 0, r.output
     assert "protocol rules: EX-WARFARIN" in r.output and "Beers" in r.output
     r = runner.invoke(app, ["kb", "show", "no-such#chunk"])
@@ -68,7 +69,7 @@ def test_agreement_prints_assessor_agreement_beside_retrieval(kb_index):
 def test_build_on_a_current_index_embeds_nothing(kb_index):
     r = cli("kb", "build")  # a new process, as a user runs it: it reports its own build, here none
     assert r.returncode == 0, r.stderr
-    assert f"index is current: {len(kb_index.chunks)} chunks, kb version {kb_index.version}" in r.stdout
+    assert f"uti-cystitis/CA-ON: index is current: {len(kb_index.chunks)} chunks, kb version {kb_index.version}" in r.stdout
 
 
 def test_search_json_is_the_cached_retrieve_result(kb_index):
@@ -79,4 +80,4 @@ def test_search_json_is_the_cached_retrieve_result(kb_index):
     assert r.exit_code == 0, r.output
     # `kb search` goes through the result cache like the API does, so both see one ranking.
     assert json.loads(r.output) == [p.model_dump() for p in retrieve(query, k=4)]
-    assert json.loads(r.output)[0]["chunk_id"] in {"policy-uti-ca-on#ex-renal", "monograph-nitrofurantoin#renal-function"}
+    assert json.loads(r.output)[0]["chunk_id"] in {KB + "rules-ca-on#ex-renal", KB + "monograph-nitrofurantoin#renal-function"}

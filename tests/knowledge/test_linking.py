@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from patients import uti_spec
 
 from clinreason.knowledge.chunking import all_chunks
 from clinreason.knowledge.corpus import rule_chunk_id
 from clinreason.knowledge.linking import linked_facets, linked_rules, named_sources, parse_cues
-from clinreason.protocols.profile import rule_catalog
+
+KB = "uti-cystitis/CA-ON/"  # chunk ids are scoped to their knowledge base (protocol, profile)
+
+
+def rule_catalog():
+    return uti_spec().rules
 
 
 @pytest.mark.parametrize(
@@ -102,23 +108,23 @@ def test_every_rule_has_its_statement_tagged_and_tags_are_known():
     for c in chunks.values():
         assert set(c.rules) <= set(rule_catalog()), c.id
         assert "<!--" not in c.text, c.id  # the tag comment is metadata, not passage text
-    beers_warfarin = chunks["guideline-beers#tmp-smx-with-warfarin-bleeding-risk"]
+    beers_warfarin = chunks[KB + "guideline-beers#tmp-smx-with-warfarin-bleeding-risk"]
     assert beers_warfarin.rules == ("EX-WARFARIN",)
-    assert chunks["monograph-nitrofurantoin#renal-function"].rules == ("EX-RENAL",)
+    assert chunks[KB + "monograph-nitrofurantoin#renal-function"].rules == ("EX-RENAL",)
 
 
 def test_linking_brings_the_protocol_rule_into_the_top_five(kb_index):
     q = "Aldactone and Septra together?"
     hybrid = [c for c, _ in kb_index.search(q, 5, method="hybrid")]
-    assert "policy-uti-ca-on#ex-hyperkalemia" in hybrid
+    assert KB + "rules-ca-on#ex-hyperkalemia" in hybrid
     vomiting = [c for c, _ in kb_index.search("she threw up twice and has burning", 3)]
-    assert "policy-uti-ca-on#rf-nausea-vomiting" in vomiting
+    assert KB + "rules-ca-on#rf-nausea-vomiting" in vomiting
 
 
 def test_linked_passages_respect_filters(kb_index):
     hits = kb_index.search("Aldactone and Septra together?", 8, {"kind": "guideline"})
     assert hits and all(kb_index.by_id[c].kind == "guideline" for c, _ in hits)
-    assert "guideline-beers#tmp-smx-with-spironolactone-or-other-potassium-sparing-diuretics" in [c for c, _ in hits]
+    assert KB + "guideline-beers#tmp-smx-with-spironolactone-or-other-potassium-sparing-diuretics" in [c for c, _ in hits]
 
 
 @pytest.mark.parametrize(
@@ -146,7 +152,7 @@ def test_a_facet_link_brings_up_the_section_that_answers(kb_index):
     top = [c for c, _ in kb_index.search(question, 5)]
     assert sum(c.endswith("#pregnancy-and-lactation") for c in top) >= 3, top
     top = [c for c, _ in kb_index.search("Septra side effects to warn pt about", 5)]
-    assert {"monograph-tmp-smx#adverse-effects", "monograph-tmp-smx#counselling"} <= set(top), top
+    assert {KB + "monograph-tmp-smx#adverse-effects", KB + "monograph-tmp-smx#counselling"} <= set(top), top
 
 
 @pytest.mark.parametrize(
@@ -166,8 +172,8 @@ def test_questions_that_name_a_guideline(question, docs):
 def test_a_named_guideline_answers_from_its_own_sections(kb_index):
     # The per-document cap would otherwise keep Beers to three TMP-SMX sections and drop its nitrofurantoin one.
     top = [c for c, _ in kb_index.search("Beers criteria nitrofurantoin older adults", 5)]
-    assert "guideline-beers#nitrofurantoin-in-older-adults-crcl-below-30-and-long-term-use" in top[:2], top
-    assert sum(c.startswith("guideline-beers#") for c in top) >= 4, top
+    assert KB + "guideline-beers#nitrofurantoin-in-older-adults-crcl-below-30-and-long-term-use" in top[:2], top
+    assert sum(c.startswith(KB + "guideline-beers#") for c in top) >= 4, top
 
 
 def test_a_negated_finding_links_neither_its_rule_nor_its_facet():

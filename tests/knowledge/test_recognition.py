@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from patients import uti_formulary
 
+from clinreason.formulary.recognition import match_words, max_edits
 from clinreason.hygiene import clean_text, mixed_script_words
-from clinreason.knowledge.formulary import load_formulary
-from clinreason.knowledge.recognition import match_words, max_edits
 from clinreason.knowledge.spelling import class_words, corrections
 
-F = load_formulary()
+F = uti_formulary()
 CASES = tomllib.loads((Path(__file__).parent / "product_strings.toml").read_text("utf-8"))["case"]
 KINDS = ("brand", "generic_maker", "combination", "misspelt", "glued", "unicode", "annotation")
 
@@ -155,7 +155,7 @@ def _excluded_agents(drug_ids) -> frozenset[str]:
     """The agents the interaction rules exclude for these drugs, plus the agents they are (allergy, recent use)."""
     rules = frozenset().union(*(_interacting(d) for d in drug_ids))
     agents = {a for r in F.interactions if r.rule_id in rules for a in r.excludes}
-    agents |= {a for a, info in F.agents.items() for d in drug_ids if F.ingredients_of(info.drug) & F.ingredients_of(d)}
+    agents |= {a for a, info in F.options.items() for d in drug_ids if F.ingredients_of(info.drug) & F.ingredients_of(d)}
     return frozenset(agents)
 
 
@@ -164,7 +164,7 @@ def _dner_names() -> list[tuple[str, str]]:
     gives for an ingredient our interaction rules or agents act on."""
     from drug_named_entity_recognition import drugs_finder  # 2.3 s and 370 MB to load: tests only
 
-    agent_ingredients = {i for a in F.agents.values() for i in F.ingredients_of(a.drug)}
+    agent_ingredients = {i for a in F.options.values() for i in F.ingredients_of(a.drug)}
     watched = {d for d in F.drugs if not F.drugs[d].ingredients and (_interacting(d) or d in agent_ingredients)}
     out = []
     for name, canonicals in drugs_finder.d["drug_variant_to_canonical"].items():
@@ -203,7 +203,7 @@ def test_no_name_of_another_drug_is_verified_through_a_spelling_guess():
     names = sorted({n for n in drugs_finder.d["drug_variant_to_canonical"] if n.isalpha() and n.isascii() and len(n) >= 5})
     guessed = [n for n in names if F.match(n).spelling_corrections]
     assert len(guessed) > 100
-    verified = [(n, ev.agent) for n in guessed
-                for ev in assess(make_patient(history={"meds": [n]}), mode="deterministic").protocol.agents
-                if ev.agent in ("tmp_smx", "trimethoprim") and ev.verified]
+    verified = [(n, ev.option) for n in guessed
+                for ev in assess(make_patient(history={"meds": [n]}), mode="deterministic").protocol.options
+                if ev.option in ("tmp_smx", "trimethoprim") and ev.verified]
     assert not verified, verified[:10]

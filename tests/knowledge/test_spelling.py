@@ -51,7 +51,7 @@ def test_a_typo_does_not_cost_the_deciding_passages(kb_index):
     spelt = [c for c, _ in kb_index.search("pregnant pt 20 wks with dysuria, can I prescribe nitrofurantoin", 5)]
     assert typed == spelt
     assert "CF-PREGNANT" in linked_rules(correct_spelling("pregnent pt 20 wks"))
-    assert "monograph-nitrofurantoin#pregnancy-and-lactation" in typed
+    assert "uti-cystitis/CA-ON/monograph-nitrofurantoin#pregnancy-and-lactation" in typed
 
 
 def test_case_and_punctuation_around_a_repair_are_kept():

@@ -27,9 +27,9 @@ def run(**changes):
 # --- selection passes over unverified agents --------------------------------------
 def test_unknown_medication_leaves_only_the_interaction_dependent_agents_unverified():
     a, p = run(history={"meds": ["metformin 500 mg BID", UNKNOWN_MED]})
-    assert [(e.field, e.agents) for e in p.unverified_entries] == [("history.meds[1]", ["tmp_smx", "trimethoprim"])]
-    assert not p.agent("tmp_smx").verified and not p.agent("trimethoprim").verified
-    assert p.agent("nitrofurantoin").verified and p.agent("fosfomycin").verified
+    assert [(e.field, e.options) for e in p.unverified_entries] == [("history.meds[1]", ["tmp_smx", "trimethoprim"])]
+    assert not p.option("tmp_smx").verified and not p.option("trimethoprim").verified
+    assert p.option("nitrofurantoin").verified and p.option("fosfomycin").verified
     # nitrofurantoin is first and verified: nothing is passed over and nothing blocks
     assert a.recommendation.agent == "nitrofurantoin" and p.blocking_checks == [] and "TX-UNVERIFIED" not in p.rule_ids
 
@@ -44,17 +44,17 @@ def test_a_verified_agent_wins_over_more_preferred_unverified_ones():
 
 def test_only_unverified_agents_left_gives_the_first_with_a_blocking_check():
     a, p = run(age=17, history={"meds": [UNKNOWN_MED], **NITRO_ALLERGY})  # fosfomycin: EX-AGE under 18
-    assert a.decision is Decision.recommend_treatment and a.recommendation.agent == "tmp_smx"
+    assert a.decision == Decision.recommend_treatment and a.recommendation.agent == "tmp_smx"
     assert [(c.field, c.entry) for c in p.blocking_checks] == [("history.meds[0]", UNKNOWN_MED)]
     assert "only unverified agents remain" in next(h.detail for h in p.rules_fired if h.rule_id == "TX-UNVERIFIED")
 
 
 def test_unknown_allergy_makes_every_agent_unverified_and_blocks():
     a, p = run(history={"allergies": ["Frobnicol (hives)"]})
-    assert all(not ev.verified for ev in p.agents)
+    assert all(not ev.verified for ev in p.options)
     assert a.recommendation.agent == "nitrofurantoin"
     assert [c.field for c in p.blocking_checks] == ["history.allergies[0]"]
-    assert p.blocking_checks[0].agents == ["nitrofurantoin", "tmp_smx", "trimethoprim", "fosfomycin"]
+    assert p.blocking_checks[0].options == ["nitrofurantoin", "tmp_smx", "trimethoprim", "fosfomycin"]
 
 
 def test_unknown_recent_antibiotic_blocks_every_agent_it_could_be():
@@ -66,7 +66,7 @@ def test_unknown_recent_antibiotic_blocks_every_agent_it_could_be():
 def test_one_unknown_word_beside_a_known_drug_is_not_trusted():
     # "lisinopril + Xyzzy": lisinopril still excludes, and Xyzzy could be anything.
     a, p = run(history={"meds": ["lisinopril 10 mg + Xyzzy 5 mg"], **NITRO_ALLERGY})
-    assert "EX-HYPERKALEMIA" in [x.rule_id for x in p.agent("tmp_smx").exclusions]
+    assert "EX-HYPERKALEMIA" in [x.rule_id for x in p.option("tmp_smx").exclusions]
     assert p.medications[0].unknown_words == ["xyzzy"] and not p.medications[0].recognized
     assert a.recommendation.agent == "fosfomycin"
 
@@ -80,15 +80,15 @@ def test_recognised_non_drug_and_nil_entries_do_not_block():
 
 def test_no_safe_option_is_unchanged_by_unverified_entries():
     a, p = run(history={"meds": ["lisinopril", UNKNOWN_MED], "allergies": ["Macrobid", "Monurol"]})
-    assert a.decision is Decision.refer_no_safe_option and a.recommendation is None and p.blocking_checks == []
+    assert a.decision == Decision.refer_no_safe_option and a.recommendation is None and p.blocking_checks == []
 
 
 # --- the amended exclusions ----------------------------------------------------------
 @pytest.mark.parametrize("med", ["phenytoin 300 mg daily", "Dilantin 100mg", "Dilantin100mg TID", "fosphenytoin", "Cerebyx"])
 def test_phenytoin_and_fosphenytoin_exclude_tmp_smx_only(med):
     a, p = run(history={"meds": [med], **NITRO_ALLERGY})
-    assert [x.rule_id for x in p.agent("tmp_smx").exclusions] == ["EX-PHENYTOIN"]
-    assert p.agent("trimethoprim").verified
+    assert [x.rule_id for x in p.option("tmp_smx").exclusions] == ["EX-PHENYTOIN"]
+    assert p.option("trimethoprim").verified
     assert a.recommendation.agent == "trimethoprim"
 
 
@@ -96,29 +96,29 @@ def test_phenytoin_and_fosphenytoin_exclude_tmp_smx_only(med):
                                  "Marcoumar", "fluindione 20 mg", "phenindione"])
 def test_every_vitamin_k_antagonist_excludes_tmp_smx(med):
     a, p = run(history={"meds": [med], **NITRO_ALLERGY})
-    assert [x.rule_id for x in p.agent("tmp_smx").exclusions] == ["EX-WARFARIN"]
+    assert [x.rule_id for x in p.option("tmp_smx").exclusions] == ["EX-WARFARIN"]
     assert a.recommendation.agent == "trimethoprim"
 
 
 @pytest.mark.parametrize("med", ["finerenone 10 mg", "Kerendia 20 mg daily"])
 def test_finerenone_counts_with_the_potassium_sparing_agents(med):
     a, p = run(history={"meds": [med], **NITRO_ALLERGY})
-    assert "EX-HYPERKALEMIA" in [x.rule_id for x in p.agent("trimethoprim").exclusions]
+    assert "EX-HYPERKALEMIA" in [x.rule_id for x in p.option("trimethoprim").exclusions]
     assert a.recommendation.agent == "fosfomycin"
 
 
 def test_recent_trimethoprim_excludes_tmp_smx_too():
     a, p = run(history={"antibiotics_last_90d": True, "recent_antibiotics": ["Proloprim last month"], **NITRO_ALLERGY})
-    assert [x.rule_id for x in p.agent("tmp_smx").exclusions] == ["EX-RECENT-USE"]
+    assert [x.rule_id for x in p.option("tmp_smx").exclusions] == ["EX-RECENT-USE"]
     assert a.recommendation.agent == "fosfomycin"
 
 
 def test_an_antibiotic_in_the_medication_list_is_recent_use_and_is_flagged():
     # the 90-day flag says no, the medication list says Bactrim started yesterday: the list wins
     a, p = run(history={"meds": ["Bactrim DS 1 tab BID (started yesterday)"], **NITRO_ALLERGY})
-    ex = p.agent("tmp_smx").exclusions
+    ex = p.option("tmp_smx").exclusions
     assert [x.rule_id for x in ex] == ["EX-RECENT-USE"] and "current medication 'Bactrim DS" in ex[0].evidence
-    assert [x.rule_id for x in p.agent("trimethoprim").exclusions] == ["EX-RECENT-USE"]
+    assert [x.rule_id for x in p.option("trimethoprim").exclusions] == ["EX-RECENT-USE"]
     assert a.recommendation.agent == "fosfomycin"
     flag = next(f for f in p.flags if f.code == "CURRENT-ANTIBIOTIC")
     assert "antibiotics_last_90d is false" in flag.message
@@ -126,7 +126,7 @@ def test_an_antibiotic_in_the_medication_list_is_recent_use_and_is_flagged():
 
 def test_current_nitrofurantoin_excludes_it():
     a, p = run(history={"meds": ["Macrobid 100 mg BID day 2"]})
-    assert [x.rule_id for x in p.agent("nitrofurantoin").exclusions] == ["EX-RECENT-USE"]
+    assert [x.rule_id for x in p.option("nitrofurantoin").exclusions] == ["EX-RECENT-USE"]
     assert a.recommendation.agent == "tmp_smx"
 
 
@@ -156,7 +156,7 @@ def test_current_nitrofurantoin_excludes_it():
 def test_reported_failure_classes_give_the_protocol_answer(changes, excluded, agent):
     a, p = run(**changes)
     for option, rule in excluded.items():
-        assert rule in [x.rule_id for x in p.agent(option).exclusions], (option, p.agent(option))
+        assert rule in [x.rule_id for x in p.option(option).exclusions], (option, p.option(option))
     assert a.recommendation.agent == agent
     assert p.blocking_checks == []
 
@@ -200,21 +200,21 @@ def test_an_added_entry_never_yields_an_unverified_agent_while_a_verified_one_ex
     p = a.protocol
     if a.recommendation is None:
         return
-    chosen = p.agent(a.recommendation.agent)
+    chosen = p.option(a.recommendation.agent)
     assert chosen.allowed
-    if any(ev.verified for ev in p.agents):
+    if any(ev.verified for ev in p.options):
         assert chosen.verified and p.blocking_checks == []
     else:
         assert {c.field for c in p.blocking_checks} == set(chosen.unverified_by) != set()
     # what is recommended is always the first agent the rule lets a plan use
-    assert a.recommendation.agent == p.selectable_agents[0]
+    assert a.recommendation.agent == p.selectable_options[0]
 
 
 # --- found in review: each read silently wrong before -----------------------------------------
 def test_a_word_in_another_script_is_unknown_not_dropped():
     a, p = run(history={"meds": ["Metformin 500 mg; \u0412\u0430\u0440\u0444\u0430\u0440\u0438\u043d 5 mg"], **NITRO_ALLERGY})
     assert not p.medications[0].recognized and p.medications[0].unknown_words == ["\u0432\u0430\u0440\u0444\u0430\u0440\u0438\u043d"]
-    assert a.recommendation.agent == "fosfomycin" and not p.agent("tmp_smx").verified
+    assert a.recommendation.agent == "fosfomycin" and not p.option("tmp_smx").verified
 
 
 def test_food_words_name_nothing_in_a_medication_line():
@@ -229,7 +229,7 @@ def test_a_spelling_guess_leaves_what_it_does_not_exclude_unverified():
     # sirolimus spelt "Rapamycin" is one edit from Garamycin (gentamicin): the guess excludes nothing
     a, p = run(history={"meds": ["Rapamycin 2 mg daily"], **NITRO_ALLERGY})
     [entry] = p.unverified_entries
-    assert entry.agents == ["tmp_smx", "trimethoprim"] and "spelling guess" in entry.reason
+    assert entry.options == ["tmp_smx", "trimethoprim"] and "spelling guess" in entry.reason
     assert a.recommendation.agent == "fosfomycin"
     # a guess that excludes everything it could touch is as good as the name
     _, p = run(history={"meds": ["spironolacton 25 mg"], **NITRO_ALLERGY})
@@ -238,7 +238,7 @@ def test_a_spelling_guess_leaves_what_it_does_not_exclude_unverified():
 
 def test_a_misspelt_immunosuppressant_still_refers():
     a, _ = run(history={"meds": ["Tacrolimis 2 mg bid"]})
-    assert a.decision is Decision.refer_complicated
+    assert a.decision == Decision.refer_complicated
 
 
 def test_a_recent_antibiotic_entry_that_names_no_antibiotic_is_not_trusted():
@@ -255,7 +255,7 @@ def test_combination_markers_and_class_plurals_are_not_guessed_away(text, unknow
 
 def test_salt_words_are_not_guessed_into_drugs():
     _, p = run(age=70, egfr_mL_min=60.0, history={"meds": ["Sodium chloride 1 g tablets"]})
-    assert p.medications[0].drugs == [] and p.agent("tmp_smx").exclusions == []
+    assert p.medications[0].drugs == [] and p.option("tmp_smx").exclusions == []
 
 
 def test_a_very_long_word_is_unknown_without_a_spelling_search():

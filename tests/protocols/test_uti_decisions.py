@@ -14,7 +14,7 @@ def run(**changes):
 
 def test_healthy_woman_with_dysuria_gets_nitrofurantoin_5_days():
     a = run()
-    assert a.decision is Decision.recommend_treatment
+    assert a.decision == Decision.recommend_treatment
     r = a.recommendation
     assert (r.agent, r.drug, r.dose, r.frequency, r.duration) == (
         "nitrofurantoin", "nitrofurantoin monohydrate/macrocrystals", "100 mg", "BID", "5 days")
@@ -36,7 +36,7 @@ def test_treatment_carries_follow_up_and_signoff():
 )
 def test_each_red_flag_refers_urgently(flag, rule):
     a = run(red_flags={flag: True})
-    assert a.decision is Decision.refer_urgent
+    assert a.decision == Decision.refer_urgent
     assert a.protocol.rule_ids == [rule]
     assert a.recommendation is None and a.protocol.follow_up is None
 
@@ -44,19 +44,19 @@ def test_each_red_flag_refers_urgently(flag, rule):
 def test_red_flag_wins_over_every_later_step():
     a = run(sex="male", pregnancy_status="unknown", red_flags={"flank_pain": True},
             recurrence={"recurrent_6m": True}, history={"catheter": True})
-    assert a.decision is Decision.refer_urgent
+    assert a.decision == Decision.refer_urgent
     assert a.protocol.rule_ids == ["RF-FLANK-PAIN"]
 
 
 def test_asymptomatic_bacteriuria_not_pregnant_gets_no_antibiotics():
     a = run(symptoms={"dysuria": False}, asymptomatic_bacteriuria=True, age=82)
-    assert a.decision is Decision.no_antibiotics
+    assert a.decision == Decision.no_antibiotics
     assert a.protocol.rule_ids == ["ASB-NO-TREATMENT"]
 
 
 def test_asymptomatic_bacteriuria_in_pregnancy_is_referred():
     a = run(symptoms={"dysuria": False}, asymptomatic_bacteriuria=True, pregnancy_status="pregnant")
-    assert a.decision is Decision.refer_complicated
+    assert a.decision == Decision.refer_complicated
     assert a.protocol.rule_ids == ["ASB-PREGNANT"]
 
 
@@ -84,19 +84,19 @@ def test_asymptomatic_bacteriuria_in_pregnancy_is_referred():
 )
 def test_each_complicating_factor_refers(changes, rule):
     a = run(**changes)
-    assert a.decision is Decision.refer_complicated
+    assert a.decision == Decision.refer_complicated
     assert rule in a.protocol.rule_ids
     assert a.recommendation is None
 
 
 def test_age_16_is_eligible_but_15_is_not():
-    assert run(age=16).decision is Decision.recommend_treatment
-    assert run(age=15).decision is Decision.refer_complicated
+    assert run(age=16).decision == Decision.recommend_treatment
+    assert run(age=15).decision == Decision.refer_complicated
 
 
 def test_egfr_exactly_30_is_not_renal_dysfunction():
     a = run(egfr_mL_min=30)
-    assert a.decision is Decision.recommend_treatment
+    assert a.decision == Decision.recommend_treatment
     assert a.recommendation.agent == "nitrofurantoin"
 
 
@@ -115,19 +115,19 @@ def test_several_complicating_factors_are_all_reported():
 )
 def test_symptom_criteria_met(symptoms, rule):
     a = run(symptoms=symptoms)
-    assert a.decision is Decision.recommend_treatment
+    assert a.decision == Decision.recommend_treatment
     assert a.protocol.rule_ids[0] == rule
 
 
 @pytest.mark.parametrize("single", ["urgency", "frequency", "suprapubic_pain", "hematuria"])
 def test_one_secondary_symptom_without_dysuria_is_not_enough(single):
     a = run(symptoms={"dysuria": False, single: True})
-    assert a.decision is Decision.no_antibiotics
+    assert a.decision == Decision.no_antibiotics
     assert a.protocol.rule_ids == ["SX-CRITERIA-NOT-MET"]
 
 
 def test_no_symptoms_and_no_bacteriuria_gets_no_antibiotics():
-    assert run(symptoms={"dysuria": False}).decision is Decision.no_antibiotics
+    assert run(symptoms={"dysuria": False}).decision == Decision.no_antibiotics
 
 
 @pytest.mark.parametrize(
@@ -136,20 +136,20 @@ def test_no_symptoms_and_no_bacteriuria_gets_no_antibiotics():
 )
 def test_recurrence_refers(field, rule):
     a = run(recurrence={field: True})
-    assert a.decision is Decision.refer_recurrence
+    assert a.decision == Decision.refer_recurrence
     assert rule in a.protocol.rule_ids
 
 
 def test_recurrence_only_counts_once_criteria_are_met():
     a = run(symptoms={"dysuria": False}, recurrence={"recurrent_6m": True})
-    assert a.decision is Decision.no_antibiotics
+    assert a.decision == Decision.no_antibiotics
 
 
 def test_every_agent_excluded_refers_with_each_reason():
     a = run(age=17, history={"allergies": ["Macrobid"], "meds": ["Ramipril 5 mg daily"]})
-    assert a.decision is Decision.refer_no_safe_option
+    assert a.decision == Decision.refer_no_safe_option
     assert a.protocol.rule_ids[-1] == "TX-NO-SAFE-OPTION"
-    reasons = {ev.agent: [x.rule_id for x in ev.exclusions] for ev in a.protocol.agents}
+    reasons = {ev.option: [x.rule_id for x in ev.exclusions] for ev in a.protocol.options}
     assert reasons == {
         "nitrofurantoin": ["EX-ALLERGY"],
         "tmp_smx": ["EX-HYPERKALEMIA"],
@@ -169,7 +169,7 @@ def test_immunosuppressant_in_med_list_means_immunocompromised(med):
     # The flag was left false, but a transplant or biologic drug makes the
     # infection complicated all the same; the evidence names the drug.
     a = run(history={"meds": [med], "immunocompromised": False})
-    assert a.decision is Decision.refer_complicated
+    assert a.decision == Decision.refer_complicated
     hit = next(r for r in a.protocol.rules_fired if r.rule_id == "CF-IMMUNOCOMPROMISED")
     assert med in hit.detail
 
@@ -179,16 +179,16 @@ def test_systemic_steroid_flags_the_immune_answer_without_deciding_it(med):
     # Dose and duration decide whether a steroid is immunosuppressive, so the
     # answer the pharmacist gave stands; the prescriber is told to confirm it.
     a = run(history={"meds": [med], "immunocompromised": False})
-    assert a.decision is Decision.recommend_treatment
+    assert a.decision == Decision.recommend_treatment
     codes = {f.code: f.message for f in a.protocol.flags}
     assert "UNRECOGNIZED-ENTRY" not in codes
     assert "20 mg/day of prednisone" in codes["CORTICOSTEROID-CHECK-IMMUNE"] and med in codes["CORTICOSTEROID-CHECK-IMMUNE"]
     confirmed = run(history={"meds": [med], "immunocompromised": True})
-    assert confirmed.decision is Decision.refer_complicated
+    assert confirmed.decision == Decision.refer_complicated
     assert "CORTICOSTEROID-CHECK-IMMUNE" not in {f.code for f in confirmed.protocol.flags}
 
 
 def test_low_dose_methotrexate_alone_is_not_read_as_immunocompromise():
     a = run(history={"meds": ["methotrexate 15 mg weekly"]})
-    assert a.decision is Decision.recommend_treatment
+    assert a.decision == Decision.recommend_treatment
     assert a.recommendation.agent == "nitrofurantoin"

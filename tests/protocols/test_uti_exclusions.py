@@ -10,7 +10,7 @@ from clinreason import Decision, assess
 
 def agents_for(**changes):
     a = assess(make_patient(**changes), mode="deterministic")
-    return a, {ev.agent: [x.rule_id for x in ev.exclusions] for ev in a.protocol.agents}
+    return a, {ev.option: [x.rule_id for x in ev.exclusions] for ev in a.protocol.options}
 
 
 def test_utiplayground_linda_park_shape_gets_fosfomycin_not_tmp_smx():
@@ -19,7 +19,7 @@ def test_utiplayground_linda_park_shape_gets_fosfomycin_not_tmp_smx():
     a, ex = agents_for(age=52, history={"allergies": ["nitrofurantoin"], "meds": ["lisinopril", "spironolactone", "ibuprofen"]})
     assert a.recommendation.agent == "fosfomycin"
     assert ex["tmp_smx"] == ["EX-HYPERKALEMIA"] and ex["trimethoprim"] == ["EX-HYPERKALEMIA"]
-    evidence = a.protocol.agent("tmp_smx").exclusions[0].evidence
+    evidence = a.protocol.option("tmp_smx").exclusions[0].evidence
     assert "lisinopril" in evidence and "spironolactone" in evidence and "ibuprofen" not in evidence
 
 
@@ -109,7 +109,7 @@ def test_nitrofurantoin_renal_threshold_with_impaired_summary_and_no_number():
 def test_nitrofurantoin_excluded_below_30_even_when_summary_says_normal():
     a, ex = agents_for(egfr_mL_min=24)
     assert ex["nitrofurantoin"] == ["EX-RENAL"]
-    assert a.decision is Decision.refer_complicated
+    assert a.decision == Decision.refer_complicated
 
 
 def test_g6pd_excludes_nitrofurantoin_and_tmp_smx():
@@ -185,6 +185,6 @@ def test_no_drug_found_inside_an_unrelated_word():
 
 def test_exclusions_name_their_sources():
     a, _ = agents_for(history={"meds": ["warfarin"]})
-    ex = a.protocol.agent("tmp_smx").exclusions[0]
+    ex = a.protocol.option("tmp_smx").exclusions[0]
     assert any("Beers" in s for s in ex.sources)
     assert "warfarin" in ex.evidence

@@ -24,8 +24,8 @@ from clinreason.formulary import Formulary, build_formulary
 from clinreason.protocols.profile import Profile, RuleSpec, load_rules
 from clinreason.protocols.result import ProtocolResult
 
-if TYPE_CHECKING:  # the corpus types live in knowledge/, which imports this module
-    from clinreason.knowledge.corpus import Document
+if TYPE_CHECKING:  # documents.py imports this module for its annotations
+    from clinreason.protocols.documents import Document
 
 PlanKind = Literal["treat", "refer", "none"]
 Urgency = Literal["emergency_or_same_day", "within_24_48h", "routine", "none"]
