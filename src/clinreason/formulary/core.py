@@ -103,45 +103,40 @@ class OptionInfo(BaseModel):
     extra_sections: dict[str, str] = Field(default_factory=dict)  # monograph heading -> text, beyond the standard sections
 
 
-class InteractionRule(BaseModel):
+class DrugRule(BaseModel):
+    """A protocol rule that drugs trigger, by ingredient or class: the shared part of an interaction
+    (it excludes options) and a caution (it never changes a decision)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str
     rule_id: str
     title: str
     drugs: list[str] = Field(default_factory=list)
     classes: list[str] = Field(default_factory=list)
-    flags: list[str] = Field(default_factory=list)
-    min_age: int | None = None
-    excludes: list[str]
     mechanism: str
-    advice: str
     sources: list[str]
-    # The monograph section's id, when the title has changed since it was first cited: chunk
-    # ids stay stable so labels and stored citations keep resolving.
-    section: str | None = None
 
     def triggered_by(self, ingredients: Iterable[str], classes: Iterable[str]) -> bool:
         """Whether a drug with these ingredients and classes triggers the rule (flags and age aside)."""
         return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
 
 
-class CautionRule(BaseModel):
+class InteractionRule(DrugRule):
+    flags: list[str] = Field(default_factory=list)
+    min_age: int | None = None
+    excludes: list[str]
+    advice: str
+    # The monograph section's id, when the title has changed since it was first cited: chunk
+    # ids stay stable so labels and stored citations keep resolving.
+    section: str | None = None
+
+
+class CautionRule(DrugRule):
     """A pairing that never changes a decision: the result states it with the action to take."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    id: str
-    rule_id: str
-    title: str
-    drugs: list[str] = Field(default_factory=list)
-    classes: list[str] = Field(default_factory=list)
     options: list[str]  # the options it concerns
     severity: str  # major | moderate | minor
-    mechanism: str
     action: str
-    sources: list[str]
-
-    def triggered_by(self, ingredients: Iterable[str], classes: Iterable[str]) -> bool:
-        return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
 
 
 def tokens(text: str) -> tuple[str, ...]:
