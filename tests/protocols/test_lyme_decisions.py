@@ -267,3 +267,56 @@ def test_a_recommendation_means_every_criterion_is_met(locale, removed, attached
     minimum = 24 if locale == "CA-ON" else 36
     met = removed <= 72 and area and attached >= minimum
     assert (a.decision == "recommend_prophylaxis") == met
+
+
+# --- found in review ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("allergy", ["Terramycin (hives)", "Tetramycin", "Aureomycin", "Tetralysal", "oxytetracycline", "Nuzyra"])
+def test_every_tetracycline_and_its_misspellings_contraindicate(allergy) -> None:
+    assert run(patient(allergies=[allergy])).decision == "refer_contraindicated"
+
+
+def test_an_allergy_guess_that_lands_on_another_drug_is_not_trusted() -> None:
+    # "Tobramicin" reads as tobramycin, which excludes nothing: it might be a misspelt tetracycline.
+    a = run(patient(allergies=["Tobramicin"]))
+    assert a.decision == "recommend_prophylaxis" and [c.field for c in a.protocol.blocking_checks] == ["history.allergies[0]"]
+
+
+@pytest.mark.parametrize("med", ["Calcium 500 mg + vitamin D", "Iron 325 mg daily", "iron pills", "magnesium 250 mg", "zinc 50 mg"])
+def test_a_mineral_named_first_is_a_cation_caution(med) -> None:
+    assert "CA-CATIONS" in {c.rule_id for c in run(patient(meds=[med])).protocol.cautions}
+
+
+def test_a_salt_word_after_a_drug_name_is_not_a_cation() -> None:
+    assert "CA-CATIONS" not in {c.rule_id for c in run(patient(meds=["atorvastatin calcium 20 mg"])).protocol.cautions}
+
+
+def test_unknown_pregnancy_blocks_approval_in_a_person_who_could_be_pregnant() -> None:
+    a = run(patient(pregnancy="unknown"))
+    assert a.decision == "recommend_prophylaxis" and [c.field for c in a.protocol.blocking_checks] == ["pregnancy_status"]
+    assert run(patient(pregnancy="unknown", age=65)).protocol.blocking_checks == []
+    assert run(patient(pregnancy="unknown", sex="male")).protocol.blocking_checks == []
+
+
+def test_the_smallest_child_gets_at_least_one_rounding_step_and_no_weight_below_1_kg() -> None:
+    assert run(patient(age=0, weight=1)).recommendation.dose == "5 mg"
+    with pytest.raises(InvalidPatient) as exc:
+        run(patient(age=0, weight=0.5))
+    assert exc.value.errors[0].field == "weight_kg"
+
+
+def test_a_profile_typo_is_an_error_at_load_not_a_silent_allow() -> None:
+    from pydantic import ValidationError
+
+    from clinreason.protocols.lyme_pep.profile import LymeProfile
+    from clinreason.protocols.registry import get_spec
+
+    good = get_spec("lyme-pep").profile("CA-ON").model_dump()
+    with pytest.raises(ValidationError):
+        LymeProfile.model_validate({**good, "pregnancy": "Refer"})
+    with pytest.raises(ValidationError):
+        LymeProfile.model_validate({**good, "child_max_mg": 198})  # not a whole number of 5 mg steps
+
+
+def test_a_tetracycline_already_taken_is_flagged() -> None:
+    a = run(patient(meds=["minocycline 100 mg BID"]))
+    assert any(f.code == "CURRENT-TETRACYCLINE" for f in a.protocol.flags)

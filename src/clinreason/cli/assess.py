@@ -74,8 +74,11 @@ def _render(a: Assessment) -> None:
 
     if p.follow_up:
         fu = p.follow_up
+        from clinreason.protocols.registry import get_spec
+
+        line = get_spec(p.protocol_id).wording.follow_up.format(reassess=fu.reassess).rstrip(".")
         out.print(
-            f"[bold]Follow-up:[/] reassess at {fu.reassess}; escalate if {', '.join(fu.escalate_if)}; "
+            f"[bold]Follow-up:[/] {escape(line)}; escalate if {', '.join(fu.escalate_if)}; "
             f"notify primary prescriber: {'yes' if fu.notify_primary_prescriber else 'no'}; "
             f"prescriber sign-off required: {'yes' if fu.signoff_required else 'no'}"
         )

@@ -137,6 +137,14 @@ class CautionRule(DrugRule):
     options: list[str]  # the options it concerns
     severity: str  # major | moderate | minor
     action: str
+    # Words that name such a product when an entry starts with them ("Calcium 500 mg + vitamin D",
+    # "magnesium"): the recognizer reads them as salt words after a drug name ("atorvastatin
+    # calcium"), where they name no product of their own.
+    leading_words: list[str] = Field(default_factory=list)
+
+    def named_first(self, text: str) -> bool:
+        first = tokens(text)[:1]
+        return bool(first) and first[0] in self.leading_words
 
 
 def tokens(text: str) -> tuple[str, ...]:
@@ -299,7 +307,7 @@ def _to_match(formulary: Formulary, text: str, found: Scan) -> DrugMatch:
     )
 
 
-# Formulary is hashed by identity for the cache above; there is one per process.
+# Formulary is hashed by identity for the cache above; there is one per protocol, built once.
 Formulary.__hash__ = object.__hash__  # type: ignore[method-assign]
 
 

@@ -42,7 +42,7 @@ from clinreason.knowledge.chunking import Chunk, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
 from clinreason.protocols.plan import Plan, Signoff, needs_signoff, treat_plan, validate_signoff
-from clinreason.protocols.registry import DEFAULT_PROTOCOL, resolve
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, legacy_chunk_id, resolve
 
 
 def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
@@ -68,7 +68,9 @@ class Nodes:
     def _passages(s: GraphState) -> dict[str, Chunk]:
         """The retrieved chunks, by id: the only evidence agents and the report may cite."""
         chunks = chunk_by_id()
-        return {e.chunk_id: chunks[e.chunk_id] for e in evidence_of(s)}
+        # A state checkpointed before chunk ids were scoped names them unscoped: read them as today's.
+        ids = (e.chunk_id if e.chunk_id in chunks else legacy_chunk_id(e.chunk_id) for e in evidence_of(s))
+        return {cid: chunks[cid] for cid in ids if cid in chunks}
 
     def _ctx(self, s: GraphState, deadline: float | None = None) -> CaseContext:
         req = request_of(s)

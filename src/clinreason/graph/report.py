@@ -23,6 +23,7 @@ from clinreason.protocols.plan import Signoff
 from clinreason.protocols.result import ProtocolResult
 from clinreason.protocols.spec import ProtocolSpec, scoped_id
 
+PASSAGE_LINE = 4000  # characters of a rendered passage line (a monograph's counselling)
 URGENCY_LABEL = {
     "emergency_or_same_day": "same day (emergency department or urgent care if no same-day physician)",
     "within_24_48h": "physician or nurse practitioner within 24 to 48 hours",
@@ -173,7 +174,9 @@ def render_report(
 
     if plan.action == "treat" and plan.option:
         counsel, adverse = mono(plan.option, "counselling"), mono(plan.option, "adverse-effects")
-        L += ["## Counselling", f"{clean(passages[counsel].text.splitlines()[0]) if counsel in passages else ''} {refs.mark([counsel])}".strip()]
+        # A knowledge-base passage is the project's own text: only an agent's lines get the short cap.
+        text = clean(passages[counsel].text.splitlines()[0], PASSAGE_LINE) if counsel in passages else ""
+        L += ["## Counselling", f"{text} {refs.mark([counsel])}".strip()]
         L += [f"Adverse effects to mention: see {refs.mark([adverse])}", ""]
 
     L += ["## Follow-up and red flags"]

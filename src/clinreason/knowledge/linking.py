@@ -103,7 +103,7 @@ def linked_rules(query: str, scope: Scope | None = None) -> tuple[str, ...]:
     match = formulary.match(query)  # its classes and ingredients already cover every matched drug
     classes = set(match.classes)
     substances = set(match.drugs) | set(match.ingredients)
-    for rule in formulary.interactions:
+    for rule in [*formulary.interactions, *formulary.cautions]:  # a caution's drugs link its rule too
         if substances & set(rule.drugs) or classes & set(rule.classes):
             found.add(rule.rule_id)
     for c in classes:

@@ -32,8 +32,9 @@ from clinreason.knowledge.sqlite_cache import SqliteCache
 # facet1: facet words link monograph sections (data/facet_cues.toml).
 # named1: a guideline the question names is linked and exempt from the per-document cap.
 # neg1: a negated cue ("not pregnant") links nothing.
+# scope1: one index per knowledge base; a caution's drugs link its rule as an interaction's do.
 RETRIEVAL_ALGO = (
-    f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-spell1-expand1-link3-facet1-named1-neg1-{LINK_WEIGHT}x{LINK_PER_RULE}"
+    f"rrf{RRF_K}-depth{FUSION_DEPTH}-cap{MAX_PER_DOC}-spell1-expand1-link3-facet1-named1-neg1-scope1-{LINK_WEIGHT}x{LINK_PER_RULE}"
 )
 _RANKING_DATA = ("lay_terms.toml", "cues.toml", "facets.toml")  # each protocol's files
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from clinreason.errors import Conflict, InvalidInput
 from clinreason.hygiene import clean_text, mixed_script_message
-from clinreason.protocols.registry import Validated
-from clinreason.protocols.result import ProtocolResult, Regimen, UnverifiedEntry
+from clinreason.protocols.registry import Validated, legacy_plan_actions
+from clinreason.protocols.result import ProtocolResult, Regimen, UnverifiedEntry, renamed
 
 PlanAction = Literal["treat", "escalate", "refer", "no_treatment", "rejected"]
 
@@ -27,6 +27,15 @@ class Plan(BaseModel):
     decided_by: Literal["agents", "protocol", "prescriber"]
     blocking_checks: list[UnverifiedEntry] = Field(
         default_factory=list, description="Unrecognised entries the prescriber must acknowledge before approving this plan.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        # Stored before protocols were plug-ins: the option was "agent", no treatment was named after a condition.
+        data = renamed(data, {"agent": "option"})
+        if isinstance(data, dict) and data.get("action") in legacy_plan_actions():
+            data = {**data, "action": legacy_plan_actions()[data["action"]]}
+        return data
 
 
 class Signoff(BaseModel):

@@ -122,3 +122,19 @@ def samples() -> dict[str, tuple[ProtocolSpec, str]]:
                 raise ValueError(f"sample {name!r} is bundled by two protocols")
             out[name] = (spec, text)
     return out
+
+
+@cache
+def legacy_plan_actions() -> dict[str, str]:
+    """Plan actions of records stored before protocols were plug-ins -> today's."""
+    return {old: new for spec in registry().values() for old, new in spec.legacy_plan_actions.items()}
+
+
+def legacy_chunk_id(chunk_id: str) -> str:
+    """A chunk id stored before knowledge bases were scoped (no protocol/profile prefix) -> its scoped id
+    in the default protocol's default profile, with renamed documents followed."""
+    if "/" in chunk_id:
+        return chunk_id
+    spec = registry()[DEFAULT_PROTOCOL]
+    doc, sep, section = chunk_id.partition("#")
+    return f"{spec.id}/{spec.default_profile.id}/{spec.legacy_documents.get(doc, doc)}{sep}{section}"

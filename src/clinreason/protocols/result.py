@@ -6,13 +6,23 @@ an *option* is a drug the protocol may recommend.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from clinreason.formulary import DrugMatch
 
 
 class _Out(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+def renamed(data: Any, names: dict[str, str]) -> Any:
+    """A stored record written before protocols were plug-ins, with its old field names read as
+    today's (old -> new), so assessments stored then can still be read and signed off."""
+    if isinstance(data, dict) and any(old in data and new not in data for old, new in names.items()):
+        return {names.get(k, k) if names.get(k, k) not in data else k: v for k, v in data.items()}
+    return data
 
 
 class RuleHit(_Out):
@@ -43,9 +53,20 @@ class UnverifiedEntry(_Out):
     reason: str
     options: list[str] = Field(description="Options whose exclusions this entry could change.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return renamed(data, {"agents": "options"})
+
 
 class OptionEvaluation(_Out):
     option: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return renamed(data, {"agent": "option"})
+
     rank: int = Field(description="1 = most preferred in the profile's order.")
     exclusions: list[Exclusion] = Field(default_factory=list)
     unverified_by: list[str] = Field(
@@ -133,6 +154,11 @@ class ProtocolResult(_Out):
     recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
     cautions: list[Caution] = Field(
         default_factory=list, description="Findings that never change the decision; each states the action the prescriber or patient takes.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        return renamed(data, {"agents": "options"})
 
     def find_option(self, option_id: str) -> OptionEvaluation | None:
         return next((a for a in self.options if a.option == option_id), None)

@@ -121,6 +121,8 @@ class ProtocolSpec:
         prompts: dict[str, str],
         concern_categories: tuple[str, ...],
         retrieval: RetrievalHooks | None = None,
+        legacy_plan_actions: dict[str, str] | None = None,
+        legacy_documents: dict[str, str] | None = None,
     ):
         self.id = id
         self.version = version
@@ -140,6 +142,10 @@ class ProtocolSpec:
         self.prompts = prompts
         self.concern_categories = concern_categories
         self.retrieval = retrieval or RetrievalHooks()
+        # Names in records stored before protocols were plug-ins, read as today's: plan actions
+        # (old -> new), and document ids of unscoped chunk ids (old -> new, in the default profile).
+        self.legacy_plan_actions = legacy_plan_actions or {}
+        self.legacy_documents = legacy_documents or {}
 
     # --- data files of the package -------------------------------------------------
     def read_text(self, *parts: str) -> str:

@@ -109,7 +109,7 @@ def list_assessments(request: Request, key: ReadKey, state: StateDep,
     audit_of(request).ids = [r["id"] for r in rows]
     plans = [r["plan"] or {} for r in rows]
     items = [AssessmentSummary(id=r["id"], status=r["status"], decision=r["decision"],
-                               plan=plan.get("agent") or plan.get("action", ""),
+                               plan=plan.get("option") or plan.get("agent") or plan.get("action", ""),  # "agent": records before plug-ins
                                created_at=r["audit"]["created_at"]) for r, plan in zip(rows, plans, strict=True)]
     return AssessmentPage(items=items, page=page, page_size=page_size, total=total)
 

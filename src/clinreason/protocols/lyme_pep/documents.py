@@ -42,7 +42,7 @@ def render_monograph(option: str, formulary: Formulary, profile: LymeProfile) ->
                              f"not change). {rule.mechanism} {rule.action} Sources: {'; '.join(rule.sources)}.", (rule.rule_id,)))
     return Document(
         id=monograph_doc_id(option), title=f"{n} monograph", source="; ".join(a.sources), version=formulary.version,
-        jurisdiction="CA", kind="monograph", options=(option,),
+        jurisdiction=profile.id, kind="monograph", options=(option,),
         sections=tuple(Section(h, f"{body}\nSource: {a.sources[0]}", slugify(h.split(":", 1)[1]), rules) for h, body, rules in sections),
     )
 

@@ -28,6 +28,7 @@ from clinreason.protocols.result import (
     UnverifiedEntry,
 )
 
+CHILDBEARING = (12, 60)  # ages at which an unknown pregnancy status is not ruled out (as the cystitis protocol's flag)
 SYMPTOMS = {
     "erythema_migrans": "SX-ERYTHEMA-MIGRANS",
     "fever": "SX-FEVER",
@@ -79,11 +80,16 @@ def _unverified(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMat
                 options: list[str]) -> list[UnverifiedEntry]:
     """Entries that are not trusted. An unknown medication might be an interacting drug (a retinoid), so it
     leaves every option with an interaction exclusion unverified; an unknown allergy might be to any option.
-    A medication read through a spelling guess stays unverified unless the guess itself excludes."""
+    A spelling guess is trusted only when what it reads excludes an option: a guess that lands on another
+    drug ("Tetramycin" read as tobramycin) may be a misspelt tetracycline, so it stays unverified too.
+    Pregnancy not ruled out in a person who could be pregnant is a check of the same kind."""
     interacting = [o for o in options if any(o in r.excludes for r in formulary.interactions)]
     out = []
-    for path, entries, touched, risk in (("history.meds", meds, interacting, "might be an interacting drug"),
-                                         ("history.allergies", allergies, options, "might be an allergy to an option")):
+    for path, entries, touched, risk, excludes in (
+            ("history.meds", meds, interacting, "might be an interacting drug",
+             lambda m: any(r.triggered_by(m.ingredients, m.classes) for r in formulary.interactions)),
+            ("history.allergies", allergies, options, "might be an allergy to an option",
+             lambda m: bool(_allergy(options[0], [m], formulary)) if options else False)):
         for i, m in enumerate(entries):
             if not touched:
                 continue
@@ -91,14 +97,17 @@ def _unverified(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMat
                 unknown = f"{', '.join(repr(w) for w in m.unknown_words)} not in the formulary" if m.unknown_words else \
                     "nothing in it is in the formulary"
                 why = f"not recognised ({unknown})"
-            elif m.spelling_corrections and path == "history.meds" and not any(
-                    r.triggered_by(m.ingredients, m.classes) for r in formulary.interactions):
+            elif m.spelling_corrections and not excludes(m):
                 why = f"read by a spelling guess ({'; '.join(m.spelling_corrections)}), not an exact name"
             else:
                 continue
             names = ", ".join(formulary.options[o].name for o in touched)
             out.append(UnverifiedEntry(field=f"{path}[{i}]", entry=m.text, options=list(touched),
                                        reason=f"{why}: it {risk}, so {names} cannot be verified"))
+    if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and CHILDBEARING[0] <= patient.age < CHILDBEARING[1]:
+        names = ", ".join(formulary.options[o].name for o in options)
+        out.append(UnverifiedEntry(field="pregnancy_status", entry="unknown", options=list(options),
+                                   reason=f"pregnancy is not ruled out and would contraindicate it, so {names} cannot be verified"))
     return out
 
 
@@ -128,8 +137,9 @@ def regimen(option: str, patient: Patient, profile: LymeProfile) -> Regimen:
         return base.model_copy(update={"note": None})
     assert patient.weight_kg is not None  # the input check requires it for a child
     raw = patient.weight_kg * profile.child_mg_per_kg
-    capped = min(raw, profile.child_max_mg)
-    mg = _round_half_up(capped, profile.child_rounding_mg)
+    step = profile.child_rounding_mg
+    # Round, then cap (the profile guarantees the cap is a whole number of steps), never below one step.
+    mg = min(max(_round_half_up(raw, step), step), profile.child_max_mg)
     cap = f", capped at {profile.child_max_mg} mg" if raw > profile.child_max_mg else ""
     note = (f"{profile.child_mg_per_kg:g} mg/kg x {patient.weight_kg:g} kg = {raw:.1f} mg{cap}, "
             f"rounded to the nearest {profile.child_rounding_mg} mg.")
@@ -172,7 +182,8 @@ def _decide(patient: Patient, profile: LymeProfile, option: OptionEvaluation) ->
 def _cautions(patient: Patient, option: str, meds: list[DrugMatch], formulary: Formulary, profile: LymeProfile) -> list[Caution]:
     out = []
     for rule in formulary.cautions:
-        hits = [f"{m.text!r}" for m in meds if option in rule.options and rule.triggered_by(m.ingredients, m.classes)]
+        hits = [f"{m.text!r}" for m in meds
+                if option in rule.options and (rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text))]
         if hits:
             out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
                                action=rule.action, evidence="; ".join(hits), sources=rule.sources))
@@ -203,8 +214,15 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch]) 
                     "is not trusted, so check it by hand for interactions and cross-reactivity.")))
             for fix in m.spelling_corrections:
                 out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
-    if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and 12 <= patient.age < 60:
-        out.append(Flag(code="PREGNANCY-UNKNOWN", message="Pregnancy status unknown: confirm before prescribing, since pregnancy is a contraindication in this protocol."))
+    if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and CHILDBEARING[0] <= patient.age < CHILDBEARING[1]:
+        out.append(Flag(code="PREGNANCY-UNKNOWN", message=(
+            "Pregnancy status unknown: pregnancy is a contraindication in this protocol, so approval waits for the "
+            "prescriber to confirm it is ruled out (a blocking check).")))
+    for m in meds:
+        if "tetracycline" in m.classes:
+            out.append(Flag(code="CURRENT-TETRACYCLINE", message=(
+                f"Medication {m.text!r} is already a tetracycline: confirm what it is for and whether a prophylactic dose "
+                "adds anything before giving doxycycline on top of it.")))
     return out
 
 

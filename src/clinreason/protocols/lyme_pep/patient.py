@@ -81,7 +81,7 @@ class Patient(Strict):
     sex: Sex = Field(description="Sex assigned at birth.")
     pregnancy_status: PregnancyStatus
     breastfeeding: StrictBool = False
-    weight_kg: Hours | None = Field(default=None, gt=0, le=300, description="Current weight; required for a child (weight-based dose).")
+    weight_kg: Hours | None = Field(default=None, ge=1, le=300, description="Current weight in kg; required for a child (weight-based dose).")
     tick: Tick
     symptoms: Symptoms
     history: History

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clinreason.protocols.profile import Profile
 
@@ -26,9 +27,16 @@ class LymeProfile(Profile):
     child_mg_per_kg: float = Field(gt=0)
     child_max_mg: int = Field(gt=0)
     child_rounding_mg: int = Field(gt=0)
-    pregnancy: str  # "refer": refer_contraindicated
-    breastfeeding: str  # "allowed_counsel": allowed, with a caution
+    # The only choices the protocol offers: a typo in a profile is an error at load, never a silent "allow".
+    pregnancy: Literal["refer"]  # refer_contraindicated
+    breastfeeding: Literal["allowed_counsel"]  # allowed, with a caution
     symptom_watch_days: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _cap_is_a_dose(self) -> LymeProfile:
+        if self.child_max_mg % self.child_rounding_mg:
+            raise ValueError(f"child_max_mg {self.child_max_mg} is not a multiple of child_rounding_mg {self.child_rounding_mg}")
+        return self
 
     def extra_params(self) -> dict[str, str]:
         return {

@@ -41,6 +41,9 @@ SPEC = ProtocolSpec(
         expansion_terms=retrieval.expansion_terms,
         named_sources=retrieval.NAMED_SOURCES,
     ),
+    # Records stored before protocols were plug-ins: the plan action and the rule policy's document id.
+    legacy_plan_actions={"no_antibiotics": "no_treatment"},
+    legacy_documents={"policy-uti-ca-on": "rules-ca-on"},
 )
 
 __all__ = ["SPEC", "Decision", "Patient", "evaluate", "parse_patient"]
