@@ -18,6 +18,9 @@ def to_legacy(obj):
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
+            if k == "cautions":  # new since: the release before had none to rename
+                out[k] = v
+                continue
             if k == "plan" or k == "safety":  # Plan.option was "agent"
                 v = to_legacy_plan(v)
             out[RENAMES.get(k, k) if k in ("options", "option") and not isinstance(v, (int, float)) else k] = to_legacy(v)

@@ -64,8 +64,9 @@ def _caution_concerns(ctx: CaseContext, option: str) -> list[Concern]:
     each with the action the prescriber or patient must take, cited to its rule."""
     category = "caution" if "caution" in ctx.spec.concern_categories else "other"
     return [Concern(category=category, agent=option, rule_id=c.rule_id,
-                    claim=Claim(text=f"{c.message}: {c.action} ({c.evidence}).", citations=ctx.rule_citation(c.rule_id)))
-            for c in ctx.protocol.cautions if c.option == option and c.severity != "counsel"]
+                    # The action, cited to the rule that states it; the patient data is in the result and the report.
+                    claim=Claim(text=f"{c.message}: {c.action}", citations=ctx.rule_citation(c.rule_id)))
+            for c in ctx.protocol.cautions if c.option in (option, None) and c.severity != "counsel"]
 
 
 def rejected_agents(history: list[Round]) -> set[str]:

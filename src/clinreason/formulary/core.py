@@ -78,6 +78,7 @@ class DrugClass(BaseModel):
     antibacterial: bool = False  # a current antibiotic in the medication list counts as recent use
     allergy_class: bool = False  # an allergy to any drug of the class is an allergy to the class ("sulfa")
     patient_factor: bool = False  # the class decides a complicating factor or a flag (immunosuppressants, steroids)
+    duplication: bool = False  # two drugs of this class at once is a duplication to question (two ACE inhibitors)
     terms: list[str] = Field(default_factory=list)
 
 

@@ -24,6 +24,7 @@ from clinreason.protocols.result import (
 from clinreason.protocols.uti_cystitis.patient import Patient, PregnancyStatus, RenalFunction, Sex
 from clinreason.protocols.uti_cystitis.profile import PROTOCOL_ID, PROTOCOL_VERSION, Decision
 from clinreason.protocols.uti_cystitis.profile import UtiProfile as Profile
+from clinreason.protocols.uti_cystitis.review import medication_review
 
 # Step 1: red-flag field -> rule id.
 RED_FLAGS = {
@@ -359,7 +360,8 @@ def _choose(agents: list[OptionEvaluation]) -> OptionEvaluation | None:
     return next((a for a in agents if a.verified), None) or next((a for a in agents if a.allowed), None)
 
 
-def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], recent: list[DrugMatch], formulary: Formulary) -> list[Flag]:
+def _flags(patient: Patient, profile: Profile, meds: list[DrugMatch], allergies: list[DrugMatch], recent: list[DrugMatch],
+           formulary: Formulary) -> list[Flag]:
     out: list[Flag] = []
     h = patient.history
     if h.antibiotics_last_90d and not h.recent_antibiotics:
@@ -393,6 +395,11 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch], 
         out.append(Flag(code="ACEI-ARB-FLAG-MISMATCH", message="The medication list contains an ACE inhibitor, ARB or ARNI although ACEI_ARB_use is false; the medication list was used."))
     if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and patient.age < 60:
         out.append(Flag(code="PREGNANCY-UNKNOWN", message="Pregnancy status unknown: confirm before prescribing, since pregnancy is a complicating factor."))
+    below = [f"{label} {v:g} mL/min" for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
+    if patient.renal_function_summary is RenalFunction.normal and below:
+        out.append(Flag(code="RENAL-INPUT-CONFLICT", message=(
+            f"Renal function is recorded as normal, but {', '.join(below)} is below {profile.nsaid_renal_caution_below:g} "
+            "mL/min: the measured value was used; confirm which is right.")))
     if patient.renal_function_summary is RenalFunction.unknown and not patient.renal_values() and patient.age >= 65:
         out.append(Flag(code="RENAL-UNKNOWN", message="Renal function unknown in a patient 65 or older: nitrofurantoin needs eGFR/CrCl at or above the profile threshold."))
     return out
@@ -409,7 +416,10 @@ def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> Protoc
     decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
     blocking: list[UnverifiedEntry] = []
+    cautions = []
     if decision is Decision.recommend_treatment:
+        chosen_option = _choose(agents)
+        cautions = medication_review(patient, profile, formulary, meds, chosen_option.option if chosen_option else None)
         chosen = _choose(agents)  # the agent _decide named in TX-FIRST-SAFE-AGENT
         assert chosen is not None  # recommend_treatment means an allowed agent exists
         recommendation = profile.regimen(chosen.option)
@@ -427,10 +437,11 @@ def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> Protoc
         recommendation=recommendation,
         alternatives=alternatives or [],
         follow_up=profile.follow_up if decision is Decision.recommend_treatment else None,
-        flags=_flags(patient, meds, allergies, recent, formulary),
+        flags=_flags(patient, profile, meds, allergies, recent, formulary),
         unverified_entries=unverified,
         blocking_checks=blocking,
         medications=meds,
         allergies=allergies,
         recent_antibiotics=recent,
+        cautions=cautions,
     )

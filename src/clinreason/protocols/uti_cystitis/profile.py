@@ -26,6 +26,7 @@ class UtiProfile(Profile):
     renal_complicating_below: float
     recent_antibiotic_days: int
     renal_exclusion_below: dict[str, float]
+    nsaid_renal_caution_below: float = 60  # eGFR/CrCl below which an NSAID is a medication-review caution
 
     def extra_params(self) -> dict[str, str]:
         return {
@@ -33,4 +34,5 @@ class UtiProfile(Profile):
             "renal_complicating_below": f"{self.renal_complicating_below:g}",
             "recent_antibiotic_days": str(self.recent_antibiotic_days),
             "renal_exclusion_below": ", ".join(f"{v:g}" for v in self.renal_exclusion_below.values()),
+            "nsaid_renal_caution_below": f"{self.nsaid_renal_caution_below:g}",
         }

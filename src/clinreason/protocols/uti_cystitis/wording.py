@@ -50,7 +50,7 @@ AGENT_POLICY = AgentPolicy(
     treatment_sections=("dose-and-regimen", "counselling", "adverse-effects", "renal-function", "allergy-and-recent-use"),
 )
 
-CONCERN_CATEGORIES = ("allergy", "interaction", "renal", "age", "pregnancy", "recent_use", "g6pd", "unverified", "other")
+CONCERN_CATEGORIES = ("allergy", "interaction", "renal", "age", "pregnancy", "recent_use", "g6pd", "unverified", "caution", "other")
 
 PROMPTS = {
     "doctor": (

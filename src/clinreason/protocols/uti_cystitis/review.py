@@ -1,0 +1,83 @@
+"""The cystitis protocol's medication review: combinations, kidney function and duplications that
+never change the decision; each is stated with the action the prescriber or patient takes."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+
+from clinreason.formulary import DrugMatch, Formulary
+from clinreason.protocols.profile import load_rules
+from clinreason.protocols.result import Caution
+from clinreason.protocols.uti_cystitis.patient import Patient
+from clinreason.protocols.uti_cystitis.profile import UtiProfile
+
+NSAID = "nsaid"
+
+
+@cache
+def _combinations() -> tuple[dict, ...]:
+    raw = tomllib.loads(resources.files(__package__).joinpath("medication_review.toml").read_text("utf-8"))
+    return tuple({"id": k, **v} for k, v in raw.items())
+
+
+def _caution(rule_id: str, severity: str, action: str, evidence: str, sources: list[str], profile: UtiProfile) -> Caution:
+    rule = load_rules(__package__)[rule_id]
+    return Caution(rule_id=rule_id, severity=severity, message=rule.title.format(**profile.params).removeprefix("Caution: "),
+                   action=action, evidence=evidence, sources=sources)
+
+
+def _with(meds: list[DrugMatch], classes: list[str]) -> list[DrugMatch]:
+    return [m for m in meds if set(m.classes) & set(classes)]
+
+
+def medication_review(patient: Patient, profile: UtiProfile, formulary: Formulary, meds: list[DrugMatch],
+                      option: str | None = None) -> list[Caution]:
+    """The findings for this medication list; `option` adds the cautions of that option (cautions.toml)."""
+    out: list[Caution] = []
+    for rule in formulary.cautions:
+        hits = [repr(m.text) for m in meds if option in rule.options and rule.triggered_by(m.ingredients, m.classes)]
+        if hits:
+            out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
+                               action=rule.action, evidence="; ".join(hits), sources=rule.sources))
+    stated: set[str] = set()
+    for combo in _combinations():
+        groups = [_with(meds, classes) for classes in combo["all_of"]]
+        if combo["family"] in stated or not all(groups):
+            continue
+        stated.add(combo["family"])
+        evidence = "; ".join(dict.fromkeys(repr(m.text) for g in groups for m in g))
+        out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], evidence, combo["sources"], profile))
+    nsaids = _with(meds, [NSAID])
+    low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
+    if nsaids and low:
+        rule = load_rules(__package__)["CA-NSAID-RENAL"]
+        out.append(_caution("CA-NSAID-RENAL", "moderate",
+                            "Avoid the NSAID while unwell; acetaminophen for pain; tell the NSAID's prescriber.",
+                            "; ".join(repr(m.text) for m in nsaids) + "; " + ", ".join(f"{lab} {v:g} mL/min" for lab, v in low),
+                            [rule.source], profile))
+    out += _duplicates(meds, formulary, profile)
+    return out
+
+
+def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile) -> list[Caution]:
+    out = []
+    source = [load_rules(__package__)["CA-DUPLICATE-INGREDIENT"].source]
+    by_ingredient: dict[str, list[DrugMatch]] = {}
+    for m in meds:
+        for i in m.ingredients:
+            by_ingredient.setdefault(i, []).append(m)
+    twice = {i: ms for i, ms in by_ingredient.items() if len(ms) > 1}
+    for ingredient, ms in sorted(twice.items()):
+        out.append(_caution("CA-DUPLICATE-INGREDIENT", "moderate",
+                            "Confirm which entries the patient takes and raise the duplicate with the prescriber.",
+                            f"{ingredient.replace('_', ' ')} in each of " + "; ".join(repr(m.text) for m in ms), source, profile))
+    for cls in sorted(c for c, info in formulary.classes.items() if info.duplication):
+        ms = [m for m in meds if cls in m.classes]
+        # Two entries of one class, not already two entries of one ingredient.
+        if len({tuple(m.ingredients) for m in ms}) > 1 and not any(set(m.ingredients) & set(twice) for m in ms):
+            out.append(_caution("CA-DUPLICATE-CLASS", "moderate",
+                                "Confirm with the patient and the prescriber that both are intended.",
+                                f"two of {formulary.class_name(cls)}: " + "; ".join(repr(m.text) for m in ms), source, profile))
+    return out
