@@ -85,3 +85,18 @@ def test_a_caution_never_changes_the_decision(nsaids, sample) -> None:
     assert all(c.rule_id.startswith("CA-") and c.action for c in b.protocol.cautions)
     if b.decision == "recommend_treatment" and any({"acei", "arb", "arni", "thiazide"} & set(m.classes) for m in b.protocol.medications):
         assert {c.rule_id for c in b.protocol.cautions} & {"CA-NSAID-RAAS-DIURETIC", "CA-NSAID-RAAS", "CA-NSAID-DIURETIC"}
+
+
+def test_metoclopramide_lowers_fosfomycin_and_the_review_says_so() -> None:
+    p = with_meds(["metoclopramide 10 mg TID", "lisinopril 10 mg daily"])
+    p["history"]["allergies"] = ["Macrobid"]
+    a = assess(p, mode="deterministic")
+    assert a.recommendation.agent == "fosfomycin"  # lisinopril excludes TMP-SMX and trimethoprim
+    c = {x.rule_id: x for x in a.protocol.cautions}["CA-FOSFOMYCIN-METOCLOPRAMIDE"]
+    assert c.option == "fosfomycin" and "Prefer another allowed option" in c.action
+
+
+def test_probenecid_is_a_caution_on_nitrofurantoin_not_an_exclusion() -> None:
+    a = assess(with_meds(["probenecid 500 mg BID"]), mode="deterministic")
+    assert a.recommendation.agent == "nitrofurantoin" and a.protocol.option("nitrofurantoin").allowed
+    assert {x.rule_id for x in a.protocol.cautions} == {"CA-PROBENECID"}
