@@ -13,7 +13,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinreason.protocols.result import FollowUp, Regimen, RegimenSpec
+from clinreason.protocols.result import FollowUp, Regimen, RegimenSpec, RuleHit
 
 
 class Profile(BaseModel):
@@ -61,3 +61,9 @@ def load_rules(package: str) -> dict[str, RuleSpec]:
     """The rule catalogue (`rules.toml`) of a protocol package, parsed once per process."""
     raw = tomllib.loads(resources.files(package).joinpath("rules.toml").read_text("utf-8"))
     return {rid: RuleSpec(id=rid, **spec) for rid, spec in raw.items()}
+
+
+def rule_hits(package: str, fired: list[tuple[str, str]], profile: Profile) -> list[RuleHit]:
+    """(rule id, what made it apply) pairs as RuleHits, titled with this profile's numbers."""
+    rules = load_rules(package)
+    return [RuleHit(rule_id=rid, title=rules[rid].title.format(**profile.params), detail=detail) for rid, detail in fired]

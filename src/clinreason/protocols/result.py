@@ -190,3 +190,19 @@ class ProtocolResult(_Out):
     @property
     def rule_ids(self) -> list[str]:
         return [r.rule_id for r in self.rules_fired]
+
+
+def entry_flags(entries: dict[str, list[DrugMatch]]) -> list[Flag]:
+    """For each list (label -> matches): what the formulary did not recognise (not trusted: check it by
+    hand) and what it read through a spelling guess (confirm)."""
+    out = []
+    for label, matches in entries.items():
+        for m in matches:
+            if not m.recognized:
+                unknown = f" ({', '.join(repr(w) for w in m.unknown_words)} unknown)" if m.unknown_words else ""
+                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=(
+                    f"{label.capitalize()} {m.text!r} is not recognised by the formulary{unknown}: what is not recognised "
+                    "is not trusted, so check it by hand for interactions and cross-reactivity.")))
+            for fix in m.spelling_corrections:
+                out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    return out

@@ -16,7 +16,7 @@ import math
 from clinreason.formulary import DrugMatch, Formulary
 from clinreason.protocols.lyme_pep.patient import Patient, PregnancyStatus, Sex
 from clinreason.protocols.lyme_pep.profile import PROTOCOL_ID, PROTOCOL_VERSION, Decision, LymeProfile
-from clinreason.protocols.profile import load_rules
+from clinreason.protocols.profile import rule_hits
 from clinreason.protocols.result import (
     Caution,
     Exclusion,
@@ -24,8 +24,8 @@ from clinreason.protocols.result import (
     OptionEvaluation,
     ProtocolResult,
     Regimen,
-    RuleHit,
     UnverifiedEntry,
+    entry_flags,
 )
 
 CHILDBEARING = (12, 60)  # ages at which an unknown pregnancy status is not ruled out (as the cystitis protocol's flag)
@@ -41,11 +41,6 @@ SYMPTOMS = {
     "joint_swelling": "SX-JOINT-SWELLING",
     "swollen_lymph_nodes": "SX-SWOLLEN-LYMPH-NODES",
 }
-
-
-def _hit(rule_id: str, detail: str, profile: LymeProfile) -> RuleHit:
-    spec = load_rules(__package__)[rule_id]
-    return RuleHit(rule_id=rule_id, title=spec.title.format(**profile.params), detail=detail)
 
 
 # --- the option ----------------------------------------------------------------------
@@ -205,15 +200,7 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch]) 
         out.append(Flag(code="TICK-ATTACHED", message=(
             "The tick is still attached: remove it now with fine-tipped tweezers close to the skin, pulling steadily "
             "without twisting or squeezing; keep it in a sealed container. Time since removal counts as 0 hours.")))
-    for label, entries in (("medication", meds), ("allergy", allergies)):
-        for m in entries:
-            if not m.recognized:
-                unknown = f" ({', '.join(repr(w) for w in m.unknown_words)} unknown)" if m.unknown_words else ""
-                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=(
-                    f"{label.capitalize()} {m.text!r} is not recognised by the formulary{unknown}: what is not recognised "
-                    "is not trusted, so check it by hand for interactions and cross-reactivity.")))
-            for fix in m.spelling_corrections:
-                out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    out += entry_flags({"medication": meds, "allergy": allergies})
     if patient.sex is Sex.female and patient.pregnancy_status is PregnancyStatus.unknown and CHILDBEARING[0] <= patient.age < CHILDBEARING[1]:
         out.append(Flag(code="PREGNANCY-UNKNOWN", message=(
             "Pregnancy status unknown: pregnancy is a contraindication in this protocol, so approval waits for the "
@@ -249,7 +236,7 @@ def evaluate(patient: Patient, profile: LymeProfile, formulary: Formulary) -> Pr
         profile_id=profile.id,
         profile_version=profile.version,
         decision=decision.value,
-        rules_fired=[_hit(rule, detail, profile) for rule, detail in fired],
+        rules_fired=rule_hits(__package__, fired, profile),
         options=options,
         recommendation=recommendation,
         # Every decision: watch for symptoms for 30 days; the primary care provider hears of a prescription only.

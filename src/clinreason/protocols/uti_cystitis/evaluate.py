@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from clinreason.formulary import DrugMatch, Formulary
-from clinreason.protocols.profile import load_rules
+from clinreason.protocols.profile import rule_hits
 from clinreason.protocols.result import (
     Exclusion,
     Flag,
     OptionEvaluation,
     ProtocolResult,
-    RuleHit,
     UnverifiedEntry,
+    entry_flags,
 )
 from clinreason.protocols.uti_cystitis.patient import Patient, PregnancyStatus, RenalFunction, Sex
 from clinreason.protocols.uti_cystitis.profile import PROTOCOL_ID, PROTOCOL_VERSION, Decision
@@ -57,11 +57,6 @@ RECURRENCE = {
     "recurrent_6m": "RC-RECURRENT-6M",
     "recurrent_12m": "RC-RECURRENT-12M",
 }
-
-
-def _hit(rule_id: str, detail: str, profile: Profile) -> RuleHit:
-    spec = load_rules(__package__)[rule_id]
-    return RuleHit(rule_id=rule_id, title=spec.title.format(**profile.params), detail=detail)
 
 
 def _describe(m: DrugMatch, formulary: Formulary, wanted: Iterable[str] = ()) -> str:
@@ -366,15 +361,7 @@ def _flags(patient: Patient, profile: Profile, meds: list[DrugMatch], allergies:
     h = patient.history
     if h.antibiotics_last_90d and not h.recent_antibiotics:
         out.append(Flag(code="RECENT-ANTIBIOTIC-UNNAMED", message="Antibiotics taken in the last 90 days but not named: confirm which, since recent use of an agent excludes it."))
-    for label, entries in (("medication", meds), ("allergy", allergies), ("recent antibiotic", recent)):
-        for m in entries:
-            if not m.recognized:
-                unknown = f" ({', '.join(repr(w) for w in m.unknown_words)} unknown)" if m.unknown_words else ""
-                out.append(Flag(code="UNRECOGNIZED-ENTRY", message=(
-                    f"{label.capitalize()} {m.text!r} is not recognised by the formulary{unknown}: what is not recognised "
-                    "is not trusted, so check it by hand for interactions and cross-reactivity.")))
-            for fix in m.spelling_corrections:
-                out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    out += entry_flags({"medication": meds, "allergy": allergies, "recent antibiotic": recent})
     for m in meds:
         if m.antibacterial:
             unflagged = "" if h.antibiotics_last_90d else " (although antibiotics_last_90d is false)"
@@ -432,7 +419,7 @@ def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> Protoc
         profile_id=profile.id,
         profile_version=profile.version,
         decision=decision.value,
-        rules_fired=[_hit(rule, detail, profile) for rule, detail in fired],
+        rules_fired=rule_hits(__package__, fired, profile),
         options=agents,
         recommendation=recommendation,
         alternatives=alternatives or [],
