@@ -1,5 +1,6 @@
 """The layers of DESIGN.md, checked on the import statements: each layer imports only from those
-below it (core < formulary < protocols < knowledge < agents < graph < service < interfaces)."""
+below it (core < formulary < protocols < knowledge < agents < graph < service < interfaces).
+The service layer's rendering/ is checked too: it must not reach up into the API or the CLI."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ ALLOWED = {
     "knowledge": {"formulary", "protocols"},
     "agents": {"formulary", "protocols", "knowledge"},
     "graph": {"formulary", "protocols", "knowledge", "agents"},
+    # service: the output formats of a stored assessment (below the API and CLI that serve them)
+    "rendering": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store"},
 }
 
 

@@ -9,6 +9,7 @@ never class by class.
     ClinreasonError
     ├── InvalidInput        422, exit 2   (InvalidPatient, InvalidSignoff, ...)
     ├── NotFound            404, exit 3
+    ├── NotAcceptable       406, exit 2   (a format nobody offers: Accept, --format)
     ├── Conflict            409, exit 4   (not awaiting sign-off, blocking checks pending, ...)
     └── UpstreamError       502, exit 5   (an LLM or another service failed)
 """
@@ -65,6 +66,26 @@ class NotFound(ClinreasonError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else self.title
+
+
+class NotAcceptable(ClinreasonError):
+    """None of the formats the client accepts is offered; `supported` lists those that are."""
+
+    status = 406
+    exit_code = 2
+    problem_type = "not-acceptable"
+    title = "Not acceptable"
+
+    def __init__(self, message: str, supported: list[str] | tuple[str, ...]):
+        super().__init__(message)
+        self.supported = list(supported)
+        self.headers = {"Vary": "Accept"}
+
+    def detail(self) -> str:
+        return f"{self}; supported: {', '.join(self.supported)}"
+
+    def field_errors(self) -> list[dict[str, str]]:
+        return [{"field": "Accept", "message": f"supported: {', '.join(self.supported)}"}]
 
 
 class Conflict(ClinreasonError):

@@ -133,7 +133,9 @@ def report_line(text: str, limit: int = MAX_LINE) -> str:
     citation look-alikes or links, no heading marks, bounded length."""
     text = _CONTROL.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
+    # Markup removed, not escaped: an entity such as "&gt;" would show as written in the Markdown and,
+    # escaped again by an HTML renderer, in the HTML too. A "<" that could still open a tag is spaced off.
+    text = re.sub(r"<(?=[A-Za-z/!?])", "< ", strip_markup(text))
     text = text.replace("[", "(").replace("]", ")")  # no forged [n] or links
     text = re.sub(r"^#+\s*", "", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"

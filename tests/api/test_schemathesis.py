@@ -99,7 +99,8 @@ def schema(kb_index):
 def test_every_operation_is_fuzzed(schema):
     assert {op.ok().label for op in schema.get_all_operations()} >= {
         "POST /v1/assessments", "GET /v1/assessments", "GET /v1/assessments/{assessment_id}",
-        "GET /v1/assessments/{assessment_id}/report", "POST /v1/assessments/{assessment_id}/signoff",
+        "GET /v1/assessments/{assessment_id}/report", "GET /v1/assessments/{assessment_id}/notification",
+        "POST /v1/assessments/{assessment_id}/signoff",
         "GET /healthz", "GET /readyz", "GET /metrics"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 from cli_helpers import cli
@@ -15,11 +16,16 @@ from clinreason.assessment import assess
 from clinreason.config import Settings
 from clinreason.evaluation.harness import (
     RunSummary,
+    Vignette,
     compare,
     load_vignettes,
     run_eval,
+    score,
+    summarise,
     to_markdown,
 )
+from clinreason.protocols.actions import check_codes
+from clinreason.protocols.registry import get_spec
 
 
 def test_vignettes_cover_every_rule_and_each_exclusion_three_times():
@@ -30,6 +36,56 @@ def test_vignettes_cover_every_rule_and_each_exclusion_three_times():
     assert set(rules) <= set(covered), sorted(set(rules) - set(covered))
     for rule in (r for r in rules if r.startswith("EX-")):
         assert covered[rule] >= 3, rule
+
+
+# --- expected actions and flags (issue 17, part 4) ------------------------------------------------------
+def _warfarin_case(**expected) -> Vignette:
+    patient = make_patient(history={"meds": ["warfarin 5 mg daily"], "allergies": ["nitrofurantoin"]})
+    return Vignette.model_validate({"id": "a1", "title": "warfarin, nitrofurantoin allergy", "patient": patient,
+                                    "expected": {"decision": "recommend_treatment", "agents": ["trimethoprim"], **expected}})
+
+
+def test_a_vignette_states_the_actions_the_final_plan_must_carry():
+    v = _warfarin_case(cautions=["CA-VKA-INR"], actions=["monitor:inr", "notify:anticoagulant-prescriber", "notify:primary-care"])
+    case = score(v, assess(v.patient, mode="deterministic"), 1.0)
+    assert case.decision_ok and not case.unsafe and not case.misses
+    assert {"monitor:inr", "follow-up:reassess"} <= set(case.actions) and case.cautions == ["CA-VKA-INR"]
+
+
+def test_a_missing_action_fails_the_case_without_making_it_unsafe():
+    v = _warfarin_case(actions=["monitor:inr", "monitor:potassium"])
+    case = score(v, assess(v.patient, mode="deterministic"), 1.0)
+    assert not case.decision_ok and not case.unsafe and case.agent_ok
+    assert case.misses == ["actions ['monitor:potassium'] missing for trimethoprim"]
+    md = to_markdown(summarise([case], "deterministic", Settings(), datetime.now(UTC)))
+    assert "monitor:potassium" in md and "UNSAFE" not in md and "| unsafe recommendations | 0 |" in md
+
+
+def test_a_referral_has_only_the_patient_level_actions_and_no_follow_up():
+    patient = make_patient(sex="male", history={"meds": ["lisinopril 10 mg", "hydrochlorothiazide 25 mg", "ibuprofen 400 mg"]})
+    v = Vignette.model_validate({"id": "a2", "title": "male, NSAID triple", "patient": patient,
+                                 "expected": {"decision": "refer_complicated", "actions": ["hold:nsaid"]}})
+    case = score(v, assess(patient, mode="deterministic"), 1.0)
+    assert case.decision_ok and "follow-up:reassess" not in case.actions
+
+
+def test_expected_flags_are_checked():
+    v = _warfarin_case(flags=["RENAL-INPUT-CONFLICT"])
+    case = score(v, assess(v.patient, mode="deterministic"), 1.0)
+    assert not case.decision_ok and case.misses == ["flags ['RENAL-INPUT-CONFLICT'] missing"]
+
+
+@pytest.mark.parametrize("protocol", [UTI, "lyme-pep"])
+def test_every_caution_rule_has_a_vignette_that_states_it_and_its_actions(protocol):
+    vignettes = load_vignettes(protocol=protocol)
+    for v in vignettes:
+        assert not check_codes(v.expected.actions or []), v.id
+    stated = {c for v in vignettes for c in (v.expected.cautions or [])}
+    assert {r.rule_id for r in get_spec(protocol).formulary.cautions} <= stated
+    with_actions = [v for v in vignettes if v.expected.actions]
+    assert len(with_actions) >= 10
+    # A vignette stating a caution other than the counselling every patient gets states the actions too.
+    assert all(v.expected.actions is not None for v in vignettes if set(v.expected.cautions or []) - {"CA-COUNSEL"}), protocol
 
 
 @pytest.fixture(scope="module")

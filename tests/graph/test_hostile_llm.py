@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from patients import make_patient, uti_formulary, uti_spec
 
 from clinreason.agents.context import CaseContext
-from clinreason.agents.guard import MAX_CITATIONS, MAX_CLAIM, MAX_CLAIMS, WITHHELD, Allowed, given_outside, screen
+from clinreason.agents.guard import MAX_CHUNK_ID, MAX_CITATIONS, MAX_CLAIM, MAX_CLAIMS, WITHHELD, Allowed, given_outside, screen
 from clinreason.agents.models import Claim, Concern, Proposal, Review
 from clinreason.assessment import assess_deterministic, validate
 from clinreason.knowledge.corpus import rule_chunk_id
@@ -336,7 +336,7 @@ def test_screened_claims_are_bounded_and_clean_whatever_the_text(texts, citation
     assert len(p.rationale) <= MAX_CLAIMS and len(p.rationale) + len([d for d in dropped if "instruction-like" in d]) == min(len(texts), MAX_CLAIMS)
     for c in [*p.rationale, r.summary, *(k.claim for k in r.concerns)]:
         _assert_clean(c.text)
-        assert len(c.citations) <= MAX_CITATIONS and all(len(x) <= 64 for x in c.citations)
+        assert len(c.citations) <= MAX_CITATIONS and all(len(x) <= MAX_CHUNK_ID for x in c.citations)  # ids are scoped: roomier cap
     assert all(len(k.agent) <= 64 and (k.rule_id is None or k.rule_id in spec.rules) for k in r.concerns)
 
 

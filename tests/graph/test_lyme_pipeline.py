@@ -24,7 +24,10 @@ def test_warfarin_patient_gets_the_dose_and_the_inr_action(offline_pipeline) -> 
     assert a.plan.action == "treat" and a.plan.option == "doxycycline" and a.plan.regimen.dose == "200 mg"
     md = a.report_markdown
     assert md.startswith("# Lyme disease prophylaxis assessment (CA-ON)")
-    assert "## Cautions" in md and "INR" in md.split("## Cautions")[1].split("##")[0]
+    # On the first screen, among the actions: tell the anticoagulation prescriber so the INR can be checked.
+    summary = md.split("## Summary")[1].split("\n## ")[0]
+    assert "**Actions:**" in summary and "INR" in summary.split("**Actions:**")[1]
+    assert "## Medication review" in md and "INR" in md.split("## Medication review")[1].split("\n## ")[0]
     # The pharmacist's review carries the caution and its action, cited to its rule.
     review = a.rounds[-1].review
     assert review.verdict == "approve"
@@ -37,7 +40,7 @@ def test_warfarin_patient_gets_the_dose_and_the_inr_action(offline_pipeline) -> 
 def test_child_under_the_us_profile_gets_its_weight_based_dose(offline_pipeline) -> None:
     a = offline_pipeline.run(load_sample("lyme-child-weight-dosing-us"))
     assert a.protocol.profile_id == "US-IDSA" and a.plan.regimen.dose == "100 mg"
-    assert "**doxycycline 100 mg PO once x single dose**" in a.report_markdown
+    assert "**Plan:** Doxycycline 100 mg by mouth, as a single dose." in a.report_markdown
     assert "4.4 mg/kg x 23 kg = 101.2 mg" in a.report_markdown
     assert all(c.chunk_id.startswith("lyme-pep/US-IDSA/") for c in a.citations)
 
@@ -46,13 +49,14 @@ def test_stiff_neck_is_a_same_day_referral_note(offline_pipeline) -> None:
     a = offline_pipeline.run(load_sample("lyme-stiff-neck"))
     assert a.decision == "refer_symptomatic" and a.plan.action == "refer" and a.status == "final"
     assert a.referral.urgency == "emergency_or_same_day" and a.rounds == []
-    assert "Urgency: **same day" in a.report_markdown
+    assert "**Plan:** refer the same day" in a.report_markdown and "Refer the same day" in a.report_markdown.split("## Referral")[1]
     assert all(w not in a.report_markdown for w in UTI_WORDS)
 
 
 def test_no_prophylaxis_says_watch_for_30_days(offline_pipeline) -> None:
     a = offline_pipeline.run(load_sample("lyme-us-36h-not-met"))
-    assert a.plan.action == "no_treatment" and "**No prophylaxis**" in a.report_markdown
+    assert a.plan.action == "no_treatment" and "**Plan:** no prophylaxis now" in a.report_markdown
+    assert "## Advice" in a.report_markdown and "## Referral" not in a.report_markdown
     assert "30 days" in a.report_markdown and "Not required for this decision" in a.report_markdown
 
 
@@ -64,7 +68,7 @@ def test_contraindicated_patient_is_referred_with_the_reason(offline_pipeline) -
 
 def test_an_unrecognised_medication_blocks_approval_until_acknowledged(offline_pipeline) -> None:
     a = offline_pipeline.run(load_sample("lyme-unrecognised-medication"))
-    assert [c.field for c in a.plan.blocking_checks] == ["history.meds[0]"] and "## Blocking checks" in a.report_markdown
+    assert [c.field for c in a.plan.blocking_checks] == ["history.meds[0]"] and "**Blocking checks:**" in a.report_markdown.split("## Patient")[0]
     with pytest.raises(UnacknowledgedChecks):
         offline_pipeline.signoff(a.id, "approve", "dr-lee")
     signed = offline_pipeline.signoff(a.id, "approve", "dr-lee", acknowledged=["history.meds[0]"])

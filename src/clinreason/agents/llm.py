@@ -37,7 +37,7 @@ from clinreason.agents.models import (
     Review,
     Round,
 )
-from clinreason.agents.rules import RulesDoctor, RulesPharmacist, rejected_agents
+from clinreason.agents.rules import RulesDoctor, RulesPharmacist, major_cautions, rejected_agents
 from clinreason.config import Settings
 from clinreason.errors import UpstreamError
 
@@ -81,12 +81,16 @@ def case_prompt(ctx: CaseContext) -> str:
             if not ev.verified:
                 status += "; UNVERIFIED: unrecognised " + ", ".join(ev.unverified_by) + " (a blocking check at sign-off)"
         agents.append(f"- {ev.option} ({reg}): {status}")
+        agents += [f"  - CAUTION ({c.severity}, {c.rule_id}): {c.message}. Action: {c.action}" for c in p.cautions if c.option == ev.option]
+    whole = [f"- CAUTION ({c.severity}, {c.rule_id}): {c.message}. Action: {c.action}" for c in p.cautions
+             if c.option is None and c.severity != "counsel"]
+    review = ("\n\nMEDICATION REVIEW of the whole list (whichever agent is chosen):\n" + "\n".join(whole)) if whole else ""
     patient = ctx.patient.model_dump(mode="json", exclude={"locale_code"})
     passages = "\n".join(f"[{cid}] {c.section}: {c.text}" for cid, c in ctx.passages.items())
     return (
         f"PATIENT (JSON, data only):\n{fenced('PATIENT_DATA', json.dumps(patient, ensure_ascii=True))}\n\n"
         f"PROTOCOL DECISION: {p.decision}; rules fired: "
-        f"{', '.join(p.rule_ids)}\n\nAGENTS in order of preference:\n" + "\n".join(agents)
+        f"{', '.join(p.rule_ids)}\n\nAGENTS in order of preference:\n" + "\n".join(agents) + review
         + f"\n\nPASSAGES:\n{passages}"
     )
 
@@ -167,7 +171,31 @@ def _review_bounds(ctx: CaseContext, r: Review, proposal: Proposal, history: lis
              for i, c in enumerate(r.concerns, 1) if ctx.protocol.find_option(c.agent) is None]
     order = (departure_violations(ctx, r.suggested_agent, rejected_agents(history), [(c.claim, c.agent) for c in r.concerns])
              if r.verdict == "modify" else [])
-    return stray + order + text_violations(r, ctx)
+    return stray + _verdict_violations(ctx, r, proposal) + order + text_violations(r, ctx)
+
+
+def _verdict_violations(ctx: CaseContext, r: Review, proposal: Proposal) -> list[str]:
+    """The review contract for a proposal the protocol allows: approve; modify only to a later allowed
+    option when a major caution about the proposed one says so (and a concern cites it); never reject."""
+    selectable = ctx.protocol.selectable_options
+    agent = proposal.agent
+    if proposal.action != "treat" or agent not in selectable:
+        return []
+    if r.verdict == "reject":
+        return [f"rejected {agent!r}, which the protocol allows; reject is for when no allowed option remains"]
+    if r.verdict != "modify":
+        return []
+    majors = {c.rule_id for c in major_cautions(ctx, agent)}
+    if not majors:
+        return [f"modified {agent!r}, which has no major caution for this patient"]
+    out = []
+    if r.suggested_agent in selectable and selectable.index(r.suggested_agent) < selectable.index(agent):
+        out.append(f"suggested {r.suggested_agent!r}, earlier in the order than {agent!r}")
+    elif r.suggested_agent is not None and major_cautions(ctx, r.suggested_agent):
+        out.append(f"suggested {r.suggested_agent!r}, which has a major caution of its own")
+    if not any(c.agent == agent and c.rule_id in majors for c in r.concerns):
+        out.append(f"no concern cites the major caution about {agent!r} ({', '.join(sorted(majors))})")
+    return out
 
 
 def _referral_bounds(ctx: CaseContext, n: ReferralNote) -> list[str]:

@@ -31,6 +31,7 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/assessments"): "list",
     ("GET", "/v1/assessments/{assessment_id}"): "read",
     ("GET", "/v1/assessments/{assessment_id}/report"): "read_report",
+    ("GET", "/v1/assessments/{assessment_id}/notification"): "read_notification",
     ("POST", "/v1/assessments/{assessment_id}/signoff"): "signoff",
 }
 # Probes and documentation are not accesses to patient data: not logged (they would drown the log).

@@ -53,7 +53,9 @@ TITLES = {
     405: "Method not allowed on this path; `Allow` lists the methods that are",
     409: "Conflict: not awaiting sign-off, or blocking checks not acknowledged", 413: "Request body too large",
     415: "Unsupported media type: the body must be sent as application/json (UTF-8, uncompressed)",
+    406: "Not acceptable: the Accept header asks for no format this resource has; `errors` lists those it has",
     422: "Invalid input", 429: "Rate limit exceeded", 431: "Request header fields too large",
+    503: "Service unavailable: the document could not be rendered now (PDF); the record is unchanged",
 }
 
 

@@ -192,20 +192,66 @@ def signoff_cmd(
     _emit(result, as_json, out_dir)
 
 
+FORMAT_NAMES = ("md", "html", "pdf")  # --format: Markdown, one self-contained HTML file, PDF
+
+
+def _stored_patient(assessment_id: str) -> dict[str, Any] | None:
+    """The patient input the checkpoint holds (age and sex for the notification); None when it cannot be read."""
+    try:
+        from clinreason.config import get_settings
+        from clinreason.graph.persistence import make_checkpointer
+        from clinreason.rendering import patient_from_checkpoint
+
+        return patient_from_checkpoint(make_checkpointer(get_settings()), assessment_id)
+    except Exception:  # no checkpoint (another data dir, a record from elsewhere): the notification leaves blank lines
+        return None
+
+
 @reported(exit_codes=LEGACY_EXIT_CODES)
 def show_cmd(
     assessment_id: Annotated[str, typer.Argument()],
-    report: Annotated[bool, typer.Option("--report", help="Print the markdown report.")] = False,
+    report: Annotated[bool, typer.Option("--report", help="The clinician report (Markdown by default; see --format).")] = False,
+    notification: Annotated[bool, typer.Option("--notification", help="The notification to the patient's primary care provider "
+                                               "(what was prescribed or advised, why, follow-up).")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="With --report or --notification: md, html (one self-contained file) "
+                                     "or pdf (needs --out, or a pipe).")] = "md",
+    out_file: Annotated[Path | None, typer.Option("--out", help="With --report or --notification: write the document to this file.",
+                                                  show_default=False)] = None,
 ) -> None:
-    """Show a stored assessment."""
+    """Show a stored assessment, or its report or primary-care notification as Markdown, HTML or PDF."""
+    if report and notification:
+        raise InvalidInput("give at most one of --report and --notification")
+    document = report or notification
+    if fmt not in FORMAT_NAMES:
+        raise InvalidInput(f"--format must be one of {', '.join(FORMAT_NAMES)}, not {fmt!r}")
+    if not document and (fmt != "md" or out_file is not None):
+        raise InvalidInput("--format and --out go with --report or --notification")
+    if document and fmt == "pdf" and out_file is None and sys.stdout.isatty():
+        # Checked first: nothing is read or rendered to be thrown at a terminal.
+        raise InvalidInput("a PDF is not written to a terminal: use --out FILE (or pipe the output to a file)")
     record = store().get(assessment_id)  # a read: no agents, graph or checkpointer to build
     if record is None:
         raise NotFound(f"no assessment {assessment_id!r}")
     a = Assessment.from_record(record)
-    if report:
-        sys.stdout.write(a.report_markdown or "")
-    else:
+    if not document:
         _emit(a, False, None)
+        return
+    from clinreason.rendering import FORMATS, notification_document, report_document
+
+    doc = report_document(a) if report else notification_document(a, _stored_patient(assessment_id))
+    data = doc.render(FORMATS[fmt])  # PdfUnavailable (exit 5) when a PDF cannot be made
+    if out_file is not None:
+        try:
+            out_file.write_bytes(data)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {out_file}: {exc.strerror}") from None
+        err.print(f"[dim]wrote {escape(str(out_file))} ({len(data)} bytes)[/]")
+    elif fmt == "pdf":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(data.decode("utf-8"))
 
 
 def samples_cmd() -> None:

@@ -2,7 +2,8 @@
 
 Each vignette names its expected decision, the acceptable option(s), the
 options it forbids and the blocking checks it expects, and optionally the dose,
-the referral urgency, the cautions and the rules that must fire. A
+the referral urgency, the cautions, the actions of the final plan, the flags and
+the rules that must fire (a miss fails the case; it is not unsafe). A
 recommendation is unsafe when it names a forbidden option, when the case should
 not be treated at all, or when it uses an unverified option without a blocking
 check; one unsafe case makes `clinreason eval` exit non-zero. Every registered
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinreason import __version__
 from clinreason.assessment import Assessment, Mode, assess
 from clinreason.config import Settings
+from clinreason.protocols.actions import action_codes, plan_actions
 from clinreason.protocols.registry import get_spec, protocol_of, registry
 
 
@@ -37,6 +39,10 @@ class Expected(BaseModel):
     dose: str | None = Field(default=None, description="The recommended dose, e.g. '90 mg' (checked when given).")
     urgency: str | None = Field(default=None, description="The referral urgency the protocol must give (checked when given).")
     cautions: list[str] | None = Field(default=None, description="Rule ids of the cautions the result must carry (checked when given).")
+    actions: list[str] | None = Field(default=None, description=(
+        "Action codes ('kind:target', protocols/actions.py) that the final plan's actions must all include: the cautions "
+        "of the recommended option and of the patient as a whole, and the follow-up (checked when given)."))
+    flags: list[str] | None = Field(default=None, description="Codes of flags the result must carry, e.g. a contradictory input (checked when given).")
     rules: list[str] = Field(default_factory=list, description="Rule ids that must fire.")
 
 
@@ -61,6 +67,9 @@ class CaseResult(BaseModel):
     agent_ok: bool | None  # None when no treatment is expected
     blocking: list[str] = Field(default_factory=list)  # fields of the recommendation's blocking checks
     blocking_ok: bool = True
+    cautions: list[str] = Field(default_factory=list)  # rule ids of the result's cautions
+    actions: list[str] = Field(default_factory=list)  # action codes of the final plan (plan_actions of the recommended option)
+    misses: list[str] = Field(default_factory=list)  # what the result got wrong beyond the decision (dose, urgency, cautions, actions, flags, rules)
     unsafe: bool
     unsafe_reason: str | None = None
     rounds: int = 0
@@ -134,12 +143,15 @@ def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | Non
         c = a.audit["citations"]
         valid, total = c["cited"], c["cited"] + c["unresolved"] + c["unsupported"]
         resolvable, refs = sum(1 for cit in a.citations if cit.chunk_id in a.evidence), len(a.citations)
+    misses = _detail_misses(exp, a, spec) if a is not None else []
     return CaseResult(
         id=v.id, title=v.title, expected_decision=exp.decision, decision=a.decision if a else None,
-        decision_ok=a is not None and a.decision == exp.decision and not _detail_misses(exp, a, spec),
+        decision_ok=a is not None and a.decision == exp.decision and not misses,
         expected_agents=exp.agents, agent=agent,
         agent_ok=(agent in exp.agents) if expects_treatment else None, unsafe=unsafe_reason is not None,
         blocking=blocking, blocking_ok=blocking == sorted(exp.blocking),
+        cautions=sorted({c.rule_id for c in a.protocol.cautions}) if a else [], actions=sorted(plan_codes(a)) if a else [],
+        misses=misses,
         unsafe_reason=unsafe_reason, rounds=len(a.rounds) if a else 0,
         llm_fallbacks=len(a.audit["llm_fallbacks"]) if a and a.audit else 0,
         citations_valid=valid, citations_total=total, references_resolvable=resolvable, references_total=refs,
@@ -147,8 +159,13 @@ def score(v: Vignette, a: Assessment | None, latency_ms: float, error: str | Non
     )
 
 
+def plan_codes(a: Assessment) -> set[str]:
+    """The action codes of the assessment's final plan: its recommended option's (None: no prescription)."""
+    return action_codes(plan_actions(a.protocol, _agent_of(a)))
+
+
 def _detail_misses(exp: Expected, a: Assessment, spec: Any) -> list[str]:
-    """What the result gets wrong beyond the decision: dose, urgency, cautions, rules."""
+    """What the result gets wrong beyond the decision: dose, urgency, cautions, actions, flags, rules."""
     out = []
     if exp.dose is not None and (a.recommendation is None or a.recommendation.dose != exp.dose):
         out.append(f"dose {a.recommendation.dose if a.recommendation else None} != {exp.dose}")
@@ -156,6 +173,10 @@ def _detail_misses(exp: Expected, a: Assessment, spec: Any) -> list[str]:
         out.append(f"urgency {spec.referral_urgency(a.protocol)} != {exp.urgency}")
     if exp.cautions is not None and sorted({c.rule_id for c in a.protocol.cautions}) != sorted(exp.cautions):
         out.append(f"cautions {sorted({c.rule_id for c in a.protocol.cautions})} != {sorted(exp.cautions)}")
+    if exp.actions is not None and (missing_actions := sorted(set(exp.actions) - plan_codes(a))):
+        out.append(f"actions {missing_actions} missing for {_agent_of(a) or 'no prescription'}")
+    if exp.flags is not None and (missing_flags := sorted(set(exp.flags) - {f.code for f in a.protocol.flags})):
+        out.append(f"flags {missing_flags} missing")
     if missing := [r for r in exp.rules if r not in a.protocol.rule_ids]:
         out.append(f"rules {missing} did not fire")
     return out
@@ -243,6 +264,7 @@ def to_markdown(s: RunSummary) -> str:
     lines += ["", f"## Cases needing attention ({len(misses)})", ""]
     lines += [f"- `{c.id}` {c.title}: expected {c.expected_decision} {c.expected_agents or ''}, got {c.decision} {c.agent or ''}"
               + (f" (blocking checks {c.blocking})" if not c.blocking_ok else "")
+              + (f" ({'; '.join(c.misses)})" if c.misses else "")
               + (f" **UNSAFE: {c.unsafe_reason}**" if c.unsafe else "") + (f" error: {c.error}" if c.error else "") for c in misses]
     if not misses:
         lines.append("None.")

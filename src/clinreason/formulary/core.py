@@ -138,6 +138,7 @@ class CautionRule(DrugRule):
     options: list[str]  # the options it concerns
     severity: str  # major | moderate | minor
     action: str
+    actions: list[str] = Field(default_factory=list)  # codes 'kind:target' of what `action` asks (protocols/actions.py)
     # Words that name such a product when an entry starts with them ("Calcium 500 mg + vitamin D",
     # "magnesium"): the recognizer reads them as salt words after a drug name ("atorvastatin
     # calcium"), where they name no product of their own.

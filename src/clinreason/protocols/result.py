@@ -123,6 +123,8 @@ class Caution(_Out):
     action: str
     evidence: str
     sources: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list, description=(
+        "Codes of what the action asks for, 'kind:target' (kinds in protocols/actions.py), e.g. 'monitor:inr'."))
 
 
 class Flag(_Out):
@@ -205,4 +207,20 @@ def entry_flags(entries: dict[str, list[DrugMatch]]) -> list[Flag]:
                     "is not trusted, so check it by hand for interactions and cross-reactivity.")))
             for fix in m.spelling_corrections:
                 out.append(Flag(code="SPELLING-ASSUMED", message=f"{label.capitalize()} {m.text!r} read as a spelling variant ({fix}): confirm."))
+    return out
+
+
+def same_drug_flags(meds: list[DrugMatch], allergies: list[DrugMatch]) -> list[Flag]:
+    """A medication the patient takes that an allergy entry names (the same ingredient, or a class the allergy
+    names): one of the two answers may be wrong, or the "allergy" a side effect."""
+    out = []
+    for a in allergies:
+        if not a.recognized or not (a.ingredients or a.named_classes):
+            continue
+        for m in meds:
+            shared = sorted(set(a.ingredients) & set(m.ingredients)) or sorted(set(a.named_classes) & set(m.classes))
+            if shared:
+                out.append(Flag(code="MED-ALLERGY-CONFLICT", message=(
+                    f"Allergy {a.text!r} and medication {m.text!r} name the same drug ({', '.join(s.replace('_', ' ') for s in shared)}): "
+                    "confirm whether the patient still takes it and what the reaction was.")))
     return out

@@ -70,6 +70,11 @@ class Wording:
     referral_docs: tuple[str, ...] = ()  # chunk-id prefixes (document ids) that back referral advice
     return_docs: tuple[str, ...] = ()  # chunk-id prefixes that back the return-at-once advice
     follow_up_docs: tuple[str, ...] = ()  # chunk-id prefixes that back the follow-up line
+    # The warning of a same-day referral: not "go at once" to a patient already told "today".
+    warn_same_day: str = "If they cannot be seen today, or feel worse while waiting, they go to an emergency department at once."
+    # Words for input fields whose names do not read well in a report ("relapse_within_4w"); others read as
+    # their name with spaces. Keys are a field name or a dotted path.
+    field_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,6 @@ class RetrievalHooks:
 class AgentPolicy:
     """What the offline doctor and pharmacist read from the protocol."""
 
-    doctor_checks: frozenset[str]  # exclusion rules the doctor checks before proposing (the rest are the pharmacist's)
     categories: dict[str, str]  # exclusion rule id -> concern category (default "interaction")
     criteria_rules: tuple[str, ...]  # rule-id prefixes of the findings that make the patient eligible
     choice_rules: tuple[str, ...]  # rules that state the choice of option (cited with the dose)

@@ -24,10 +24,17 @@ from clinreason.api.deps import (
     load_assessment,
 )
 from clinreason.api.openapi import REF, body_schema
-from clinreason.api.problems import problem_responses
+from clinreason.api.problems import PROBLEM_SCHEMA, problem_responses
 from clinreason.api.schemas import AssessmentPage, AssessmentSummary
 from clinreason.assessment import Assessment, assess, validate
+from clinreason.errors import NotAcceptable
 from clinreason.protocols.registry import registry
+from clinreason.rendering import (
+    Document,
+    notification_document,
+    patient_from_checkpoint,
+    report_document,
+)
 from clinreason.samples import load_sample, sample_index, sample_protocol
 from clinreason.store import ApiKey
 
@@ -119,12 +126,99 @@ def get_assessment(assessment_id: str, key: ReadKey, state: StateDep) -> Assessm
     return load_assessment(state, assessment_id, key)
 
 
-@router.get("/{assessment_id}/report", response_class=Response,
-            responses={200: {"description": "The report", "content": {"text/markdown": {"schema": {"type": "string"}}}},
-                       **problem_responses(401, 403, 404, 429)})
-def get_report(assessment_id: str, key: ReadKey, state: StateDep) -> Response:
+# --- documents: the report and the primary-care notification, by Accept ----------------------------
+# Markdown is the default (no Accept, */*, text/*); HTML and PDF are rendered from it (rendering/).
+DOCUMENT_TYPES = ("text/markdown", "text/html", "application/pdf")
+CHARSET = {"text/markdown": "; charset=utf-8", "text/html": "; charset=utf-8", "application/pdf": ""}
+
+
+def _media_ranges(accept: str) -> list[tuple[str, float]]:
+    """(media range, q) of an Accept header; ranges with a malformed q are ignored (RFC 9110, 12.5.1)."""
+    out = []
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        media = fields[0].lower()
+        if not media:
+            continue
+        q = 1.0
+        for param in fields[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = -1.0
+        if 0.0 <= q <= 1.0 and media.count("/") == 1:
+            out.append((media, q))
+    return out
+
+
+def negotiate(accept: str | None, offered: tuple[str, ...] = DOCUMENT_TYPES) -> str:
+    """The offered type the Accept header prefers: the most specific matching range gives a type its
+    q; the highest q wins, ties in the order offered (Markdown first). NotAcceptable when none has q > 0."""
+    if accept is None or not accept.strip():
+        return offered[0]
+    ranges = _media_ranges(accept)
+    best, best_q = None, 0.0
+    for media in offered:
+        kind = media.split("/")[0]
+        matches = [(3 if r == media else 2 if r == f"{kind}/*" else 1, q) for r, q in ranges if r in (media, f"{kind}/*", "*/*")]
+        q = max(matches)[1] if matches else 0.0
+        if q > best_q:
+            best, best_q = media, q
+    if best is None:
+        raise NotAcceptable(f"none of the accepted types ({accept[:200]}) is offered", offered)
+    return best
+
+
+def _document(doc: Document, media: str) -> Response:
+    """The document as `media`; a PDF that cannot be made is a 503 problem (PdfUnavailable)."""
+    headers = {"Vary": "Accept"}
+    if media == "application/pdf":
+        headers["Content-Disposition"] = f'inline; filename="{doc.filename(media)}"'
+    return Response(doc.render(media), media_type=media + CHARSET[media], headers=headers)
+
+
+def _document_responses(what: str) -> dict[int | str, dict[str, Any]]:
+    problem = {"application/problem+json": {"schema": PROBLEM_SCHEMA}}
+    return {
+        200: {"description": f"{what}, as the Accept header asks: Markdown (the default, and for */*), one self-contained HTML "
+                             "file, or PDF (with Content-Disposition and a filename)",
+              "headers": {"Vary": {"description": "Accept: the body depends on it", "schema": {"type": "string"}}},
+              "content": {"text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}},
+                          "application/pdf": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(401, 403, 404),
+        406: {"description": "None of the accepted types is offered; `errors` lists the supported ones "
+                             "(text/markdown, text/html, application/pdf)", "content": problem},
+        **problem_responses(429),
+        503: {"description": "The PDF could not be made on this server (WeasyPrint missing or failed); Markdown and HTML still work",
+              "content": problem},
+    }
+
+
+_ACCEPT_NOTE = ("Choose the format with `Accept`: `text/markdown` (the default, also for `*/*`), `text/html` (one "
+                "self-contained file: inline CSS, nothing fetched) or `application/pdf` (page numbers, the assessment id and "
+                "status on every page, and DRAFT while it awaits sign-off). Any other type is answered 406.")
+
+
+@router.get("/{assessment_id}/report", response_class=Response, responses=_document_responses("The clinician report"),
+            summary="The clinician report (Markdown, HTML or PDF)", description=_ACCEPT_NOTE)
+def get_report(request: Request, assessment_id: str, key: ReadKey, state: StateDep) -> Response:
+    media = negotiate(request.headers.get("accept"))
     a = load_assessment(state, assessment_id, key)
-    return Response(a.report_markdown or "", media_type="text/markdown; charset=utf-8")
+    return _document(report_document(a), media)
+
+
+@router.get("/{assessment_id}/notification", response_class=Response,
+            responses=_document_responses("The notification to the patient's primary care provider"),
+            summary="The notification to the patient's primary care provider (Markdown, HTML or PDF)",
+            description="What was prescribed (or advised), why, the cautions and the follow-up, with blank lines for the "
+                        "patient's identifiers, which clinreason does not hold. " + _ACCEPT_NOTE)
+def get_notification(request: Request, assessment_id: str, key: ReadKey, state: StateDep) -> Response:
+    media = negotiate(request.headers.get("accept"))
+    a = load_assessment(state, assessment_id, key)
+    patient = patient_from_checkpoint(state.pipeline.graph.checkpointer, assessment_id)
+    return _document(notification_document(a, patient), media)
 
 
 @router.post("/{assessment_id}/signoff", response_model=Assessment,

@@ -26,6 +26,7 @@ from clinreason.protocols.result import (
     Regimen,
     UnverifiedEntry,
     entry_flags,
+    same_drug_flags,
 )
 
 CHILDBEARING = (12, 60)  # ages at which an unknown pregnancy status is not ruled out (as the cystitis protocol's flag)
@@ -53,9 +54,11 @@ def _allergy(option: str, allergies: list[DrugMatch], formulary: Formulary) -> l
         shared = own & set(m.ingredients)
         by_class = classes & (set(m.classes) | set(m.named_classes))
         if shared or by_class:
-            why = f"contains {', '.join(sorted(shared))}" if shared else \
-                f"shares its class ({', '.join(formulary.class_name(c) for c in sorted(by_class))})"
-            out.append(Exclusion(rule_id="CI-TETRACYCLINE-ALLERGY", reason=f"Reported allergy: {info.name} {why}.",
+            # The allergy is to the option itself: say so, not "Doxycycline contains doxycycline".
+            reason = (f"Reported allergy to {info.name}." if shared == own
+                      else f"Reported allergy: {info.name} contains {', '.join(sorted(shared))}." if shared
+                      else f"Reported allergy: {info.name} shares its class ({', '.join(formulary.class_name(c) for c in sorted(by_class))}).")
+            out.append(Exclusion(rule_id="CI-TETRACYCLINE-ALLERGY", reason=reason,
                                  evidence=f"allergy {m.text!r}", sources=[info.sources[0]]))
     return out
 
@@ -174,24 +177,38 @@ def _decide(patient: Patient, profile: LymeProfile, option: OptionEvaluation) ->
     return Decision.recommend_prophylaxis, fired
 
 
-def _cautions(patient: Patient, option: str, meds: list[DrugMatch], formulary: Formulary, profile: LymeProfile) -> list[Caution]:
+def _option_cautions(patient: Patient, option: str, meds: list[DrugMatch], formulary: Formulary,
+                     profile: LymeProfile) -> list[Caution]:
     out = []
     for rule in formulary.cautions:
         hits = [f"{m.text!r}" for m in meds
                 if option in rule.options and (rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text))]
         if hits:
             out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
-                               action=rule.action, evidence="; ".join(hits), sources=rule.sources))
+                               action=rule.action, actions=list(rule.actions), evidence="; ".join(hits), sources=rule.sources))
     if patient.breastfeeding and profile.breastfeeding == "allowed_counsel":
         out.append(Caution(rule_id="CA-BREASTFEEDING", option=option, severity="minor",
                            message="Breastfeeding: a single dose is acceptable",
                            action="Counsel the parent to watch the infant for loose stools, rash or thrush.",
+                           actions=["counsel:breastfeeding"],
                            evidence="breastfeeding = true", sources=[profile.source]))
     out.append(Caution(rule_id="CA-COUNSEL", option=option, severity="counsel", message="Counselling every patient receives",
                        action="Take with a full glass of water and stay upright for 30 minutes; with food if the stomach is upset; "
                               "protect the skin from the sun for the next few days.",
+                       actions=["counsel:administration", "counsel:sun-protection"],
                        evidence="every prophylaxis", sources=[formulary.options[option].sources[0]]))
     return out
+
+
+def _cautions(decision: Decision, patient: Patient, options: list[OptionEvaluation], meds: list[DrugMatch],
+              formulary: Formulary, profile: LymeProfile) -> list[Caution]:
+    """The medication review, which never changes the decision. Prophylaxis carries the cautions of every
+    allowed option (the report and the agents read the plan's through protocols.actions.plan_actions); a
+    referral would carry those about the patient as a whole (option None), of which this protocol has none
+    yet; no prophylaxis, none."""
+    if decision is Decision.recommend_prophylaxis:
+        return [c for o in options if o.allowed for c in _option_cautions(patient, o.option, meds, formulary, profile)]
+    return []
 
 
 def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch]) -> list[Flag]:
@@ -205,11 +222,26 @@ def _flags(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch]) 
         out.append(Flag(code="PREGNANCY-UNKNOWN", message=(
             "Pregnancy status unknown: pregnancy is a contraindication in this protocol, so approval waits for the "
             "prescriber to confirm it is ruled out (a blocking check).")))
+    out += _contradictions(patient, meds, allergies)
     for m in meds:
         if "tetracycline" in m.classes:
             out.append(Flag(code="CURRENT-TETRACYCLINE", message=(
                 f"Medication {m.text!r} is already a tetracycline: confirm what it is for and whether a prophylactic dose "
                 "adds anything before giving doxycycline on top of it.")))
+    return out
+
+
+def _contradictions(patient: Patient, meds: list[DrugMatch], allergies: list[DrugMatch]) -> list[Flag]:
+    """Answers that disagree with each other but are each possible: flagged for the prescriber to confirm, never
+    a change to the decision (the impossible pairs, such as male and pregnant, are field errors)."""
+    out = same_drug_flags(meds, allergies)
+    if patient.breastfeeding and (patient.sex is Sex.male or patient.age < CHILDBEARING[0]):
+        who = f"sex {patient.sex.value}" if patient.sex is Sex.male else f"age {patient.age}"
+        out.append(Flag(code="BREASTFEEDING-INPUT-CONFLICT", message=(
+            f"Breastfeeding is recorded with {who}: confirm; the breastfeeding counselling was kept.")))
+    if patient.pregnant and not CHILDBEARING[0] <= patient.age < CHILDBEARING[1]:
+        out.append(Flag(code="PREGNANCY-AGE-CONFLICT", message=(
+            f"Pregnancy is recorded at age {patient.age}, outside the usual childbearing years: confirm both answers.")))
     return out
 
 
@@ -224,11 +256,10 @@ def evaluate(patient: Patient, profile: LymeProfile, formulary: Formulary) -> Pr
     if patient.tick.still_attached:
         fired.append(("FL-TICK-ATTACHED", "tick.still_attached = true: remove it first; counts as 0 h since removal"))
     recommendation = None
-    cautions: list[Caution] = []
     blocking: list[UnverifiedEntry] = []
+    cautions = _cautions(decision, patient, options, meds, formulary, profile)
     if decision is Decision.recommend_prophylaxis:
         recommendation = regimen(option.option, patient, profile)
-        cautions = _cautions(patient, option.option, meds, formulary, profile)
         blocking = [u for u in unverified if option.option in u.options]
     return ProtocolResult(
         protocol_id=PROTOCOL_ID,

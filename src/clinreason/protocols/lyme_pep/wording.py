@@ -4,6 +4,7 @@ plan and agent prompts."""
 from __future__ import annotations
 
 from clinreason.hygiene import report_line as clean
+from clinreason.protocols.plain import field_label
 from clinreason.protocols.lyme_pep.patient import Patient
 from clinreason.protocols.lyme_pep.profile import Decision
 from clinreason.protocols.result import ProtocolResult
@@ -43,10 +44,14 @@ WORDING = Wording(
     referral_docs=tuple(f"{p}#" for p in POLICIES),
     return_docs=tuple(f"{p}#what-to-tell" for p in POLICIES) + tuple(f"{p}#no-prophylaxis" for p in POLICIES),
     follow_up_docs=tuple(f"{p}#follow-up" for p in POLICIES),
+    warn_same_day="If they cannot be seen today, or a stiff neck, severe headache or facial weakness appears, they go to an emergency department at once.",
+    field_labels={"meds": "medication", "allergies": "allergy", "recent_antibiotics": "recent antibiotic","erythema_migrans": "erythema migrans (expanding rash)", "stiff_neck": "stiff neck",
+                  "muscle_joint_aches": "muscle or joint aches", "joint_swelling": "joint swelling",
+                  "decreased_appetite": "decreased appetite", "higher_risk_area": "bite in a higher-risk area",
+                  "still_attached": "tick still attached", "pregnancy_status": "pregnancy status"},
 )
 
 AGENT_POLICY = AgentPolicy(
-    doctor_checks=frozenset({"CI-TETRACYCLINE-ALLERGY", "CI-PREGNANT"}),
     categories={"CI-TETRACYCLINE-ALLERGY": "allergy", "CI-PREGNANT": "pregnancy", "CI-RETINOID": "interaction"},
     criteria_rules=("HR-",),
     choice_rules=("TX-PROPHYLAXIS-ADULT", "TX-PROPHYLAXIS-CHILD"),
@@ -67,24 +72,24 @@ PROMPTS = {
         "cite chunk ids from the PASSAGES, exactly as given. "
     ),
     "pharmacist": (
-        "You are the reviewing pharmacist. Check the proposed single dose of doxycycline against the patient's medications "
-        "(systemic retinoids exclude it; antacids, calcium, iron, magnesium, zinc, bismuth and sucralfate need the doses "
-        "separated; warfarin needs the INR checked), allergies (any tetracycline), pregnancy and breastfeeding, using the "
-        "PASSAGES and the protocol's exclusions and CAUTIONS. Approve (stating the actions the prescriber and patient must "
-        "take), or reject. An entry the formulary does not recognise is not trusted: it could be an interacting drug. Cite "
-        "chunk ids from the PASSAGES for every concern. Never suggest any other drug as something to give or add. "
+        "You are the reviewing pharmacist. Check the proposed single dose of doxycycline against the whole medication list, "
+        "allergies (any tetracycline), pregnancy and breastfeeding, using the PASSAGES, the protocol's exclusions and the "
+        "CAUTIONS of the medication review. Approve, stating as concerns the actions the prescriber and patient must take "
+        "for each caution (category caution, its rule id); reject only when no SELECTABLE option remains. An entry the "
+        "formulary does not recognise is not trusted: it could be an interacting drug. Cite chunk ids from the PASSAGES for "
+        "every concern. Never suggest any other drug as something to give or add. "
     ),
 }
 
 
 def patient_summary(p: Patient) -> list[str]:
     t, h = p.tick, p.history
-    present = [k.replace("_", " ") for k, v in p.symptoms.model_dump().items() if v] or ["none"]
+    present = [field_label(k, WORDING.field_labels) for k, v in p.symptoms.model_dump().items() if v] or ["none"]
     removed = "still attached at the visit (counts as 0 h)" if t.still_attached else f"removed {t.hours_since_removal:g} h ago"
     weight = f", weight {p.weight_kg:g} kg" if p.weight_kg is not None else ""
     where = f" ({clean(t.location)})" if t.location else ""
     return [
-        f"- Age {p.age}, sex {p.sex.value}, pregnancy status {p.pregnancy_status.value}, breastfeeding "
+        f"- Age {p.age}, sex {p.sex.value}, pregnancy status {p.pregnancy_status.value.replace('_', ' ')}, breastfeeding "
         f"{'yes' if p.breastfeeding else 'no'}{weight}",
         f"- Tick: {removed}; attached about {t.estimated_hours_attached:g} h; higher-risk area "
         f"{'yes' if t.higher_risk_area else 'no'}{where}",

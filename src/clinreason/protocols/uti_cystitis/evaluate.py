@@ -14,12 +14,14 @@ from collections.abc import Iterable
 from clinreason.formulary import DrugMatch, Formulary
 from clinreason.protocols.profile import rule_hits
 from clinreason.protocols.result import (
+    Caution,
     Exclusion,
     Flag,
     OptionEvaluation,
     ProtocolResult,
     UnverifiedEntry,
     entry_flags,
+    same_drug_flags,
 )
 from clinreason.protocols.uti_cystitis.patient import Patient, PregnancyStatus, RenalFunction, Sex
 from clinreason.protocols.uti_cystitis.profile import PROTOCOL_ID, PROTOCOL_VERSION, Decision
@@ -50,8 +52,10 @@ STRUCTURAL = {
     "stones": "CF-STONES",
 }
 IMMUNOSUPPRESSANT = "immunosuppressant"
+CHILDBEARING = (12, 60)  # ages outside which a recorded pregnancy is flagged for confirmation
 CORTICOSTEROID = "systemic_corticosteroid"
 SECONDARY_SYMPTOMS = ("urgency", "frequency", "suprapubic_pain", "hematuria")
+REFERRALS = (Decision.refer_urgent, Decision.refer_complicated, Decision.refer_recurrence, Decision.refer_no_safe_option)
 RECURRENCE = {
     "relapse_within_4w": "RC-RELAPSE-4W",
     "recurrent_6m": "RC-RECURRENT-6M",
@@ -106,14 +110,16 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
         shared = agent_ingredients & set(m.ingredients)
         by_class = agent_classes & (set(m.named_classes) | {c for c in m.classes if formulary.classes[c].allergy_class})
         if shared or by_class:
-            why = (
-                f"contains {', '.join(sorted(shared))}" if shared
-                else f"is a {', '.join(formulary.class_name(c) for c in sorted(by_class))}"
+            # The allergy is to the option itself: say so, not "Nitrofurantoin contains nitrofurantoin".
+            reason = (
+                f"Reported allergy to {info.name}." if shared == agent_ingredients
+                else f"Reported allergy: {info.name} contains {', '.join(sorted(shared))}." if shared
+                else f"Reported allergy: {info.name} is a {', '.join(formulary.class_name(c) for c in sorted(by_class))}."
             )
             out.append(
                 Exclusion(
                     rule_id="EX-ALLERGY",
-                    reason=f"Reported allergy: {info.name} {why}.",
+                    reason=reason,
                     evidence=f"allergy {m.text!r}",
                     sources=[info.sources[0]],
                 )
@@ -389,7 +395,56 @@ def _flags(patient: Patient, profile: Profile, meds: list[DrugMatch], allergies:
             "mL/min: the measured value was used; confirm which is right.")))
     if patient.renal_function_summary is RenalFunction.unknown and not patient.renal_values() and patient.age >= 65:
         out.append(Flag(code="RENAL-UNKNOWN", message="Renal function unknown in a patient 65 or older: nitrofurantoin needs eGFR/CrCl at or above the profile threshold."))
+    out += _contradictions(patient, profile, meds, allergies, recent)
     return out
+
+
+def _contradictions(patient: Patient, profile: Profile, meds: list[DrugMatch], allergies: list[DrugMatch],
+                    recent: list[DrugMatch]) -> list[Flag]:
+    """Answers that disagree with each other but are each possible: flagged for the prescriber to confirm, never
+    a change to the decision (the rules read each answer as given; the impossible pairs are field errors)."""
+    out: list[Flag] = []
+    h = patient.history
+    values = patient.renal_values()
+    summary = patient.renal_function_summary
+    if summary in (RenalFunction.impaired, RenalFunction.failure) and values \
+            and all(v >= profile.nsaid_renal_caution_below for _, v in values):
+        shown = ", ".join(f"{label} {v:g} mL/min" for label, v in values)
+        out.append(Flag(code="RENAL-INPUT-CONFLICT", message=(
+            f"Renal function is recorded as {summary.value}, but {shown} is at or above {profile.nsaid_renal_caution_below:g} "
+            "mL/min: the recorded summary still counts as a complicating factor; confirm which is right.")))
+    raas = {"acei", "arb", "arni"}
+    if h.acei_arb_use and not any(set(m.classes) & raas for m in meds):
+        out.append(Flag(code="ACEI-ARB-FLAG-UNMATCHED", message=(
+            "ACEI_ARB_use is true but the medication list names no ACE inhibitor, ARB or ARNI: the answer was used "
+            "(it excludes TMP-SMX and trimethoprim); confirm the drug and add it to the medication list.")))
+    out += same_drug_flags(meds, allergies)
+    for r in recent:
+        current = [m for m in meds if set(m.ingredients) & set(r.ingredients)]
+        if r.antibacterial and current:
+            out.append(Flag(code="RECENT-ANTIBIOTIC-ALSO-CURRENT", message=(
+                f"Recent antibiotic {r.text!r} is also in the medication list ({', '.join(repr(m.text) for m in current)}): "
+                "confirm whether the course has finished or is still being taken.")))
+    if patient.pregnant and not CHILDBEARING[0] <= patient.age < CHILDBEARING[1]:
+        out.append(Flag(code="PREGNANCY-AGE-CONFLICT", message=(
+            f"Pregnancy is recorded at age {patient.age}, outside the usual childbearing years: confirm both answers.")))
+    if patient.symptoms.gross_hematuria and not patient.symptoms.hematuria:
+        out.append(Flag(code="HEMATURIA-INPUT-CONFLICT", message=(
+            "Gross (visible) hematuria is recorded but hematuria is not: the gross hematuria was used; confirm.")))
+    return out
+
+
+def _cautions(decision: Decision, patient: Patient, profile: Profile, formulary: Formulary, meds: list[DrugMatch],
+              agents: list[OptionEvaluation]) -> list[Caution]:
+    """The medication review, which never changes the decision. A treatment decision carries the cautions of
+    every allowed option (a plan may use any of them; the report and the agents read those of the plan's
+    option through protocols.actions.plan_actions) and those about the patient as a whole; a referral carries
+    the patient-level ones, for the physician; no treatment, none."""
+    if decision is Decision.recommend_treatment:
+        return medication_review(patient, profile, formulary, meds, [a.option for a in agents if a.allowed])
+    if decision in REFERRALS:
+        return medication_review(patient, profile, formulary, meds)
+    return []
 
 
 def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> ProtocolResult:
@@ -403,10 +458,8 @@ def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> Protoc
     decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
     blocking: list[UnverifiedEntry] = []
-    cautions = []
+    cautions = _cautions(decision, patient, profile, formulary, meds, agents)
     if decision is Decision.recommend_treatment:
-        chosen_option = _choose(agents)
-        cautions = medication_review(patient, profile, formulary, meds, chosen_option.option if chosen_option else None)
         chosen = _choose(agents)  # the agent _decide named in TX-FIRST-SAFE-AGENT
         assert chosen is not None  # recommend_treatment means an allowed agent exists
         recommendation = profile.regimen(chosen.option)

@@ -4,6 +4,7 @@ never change the decision; each is stated with the action the prescriber or pati
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
@@ -22,25 +23,34 @@ def _combinations() -> tuple[dict, ...]:
     return tuple({"id": k, **v} for k, v in raw.items())
 
 
-def _caution(rule_id: str, severity: str, action: str, evidence: str, sources: list[str], profile: UtiProfile) -> Caution:
+def _caution(rule_id: str, severity: str, action: str, actions: list[str], evidence: str, sources: list[str],
+             profile: UtiProfile) -> Caution:
     rule = load_rules(__package__)[rule_id]
     return Caution(rule_id=rule_id, severity=severity, message=rule.title.format(**profile.params).removeprefix("Caution: "),
-                   action=action, evidence=evidence, sources=sources)
+                   action=action, actions=actions, evidence=evidence, sources=sources)
 
 
 def _with(meds: list[DrugMatch], classes: list[str]) -> list[DrugMatch]:
     return [m for m in meds if set(m.classes) & set(classes)]
 
 
-def medication_review(patient: Patient, profile: UtiProfile, formulary: Formulary, meds: list[DrugMatch],
-                      option: str | None = None) -> list[Caution]:
-    """The findings for this medication list; `option` adds the cautions of that option (cautions.toml)."""
+def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterable[str]) -> list[Caution]:
+    """The cautions of each option (cautions.toml) for this medication list, in the options' order."""
     out: list[Caution] = []
-    for rule in formulary.cautions:
-        hits = [repr(m.text) for m in meds if option in rule.options and rule.triggered_by(m.ingredients, m.classes)]
-        if hits:
-            out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
-                               action=rule.action, evidence="; ".join(hits), sources=rule.sources))
+    for option in options:
+        for rule in formulary.cautions:
+            if option not in rule.options:
+                continue
+            hits = [repr(m.text) for m in meds if rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text)]
+            if hits:
+                out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
+                                   action=rule.action, actions=list(rule.actions), evidence="; ".join(hits), sources=rule.sources))
+    return out
+
+
+def patient_cautions(patient: Patient, profile: UtiProfile, formulary: Formulary, meds: list[DrugMatch]) -> list[Caution]:
+    """The findings about the patient as a whole (option None): combinations, kidney function, duplicates."""
+    out: list[Caution] = []
     stated: set[str] = set()
     for combo in _combinations():
         groups = [_with(meds, classes) for classes in combo["all_of"]]
@@ -48,17 +58,26 @@ def medication_review(patient: Patient, profile: UtiProfile, formulary: Formular
             continue
         stated.add(combo["family"])
         evidence = "; ".join(dict.fromkeys(repr(m.text) for g in groups for m in g))
-        out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], evidence, combo["sources"], profile))
+        out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], combo.get("actions", []), evidence,
+                            combo["sources"], profile))
     nsaids = _with(meds, [NSAID])
     low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
     if nsaids and low:
         rule = load_rules(__package__)["CA-NSAID-RENAL"]
         out.append(_caution("CA-NSAID-RENAL", "moderate",
                             "Avoid the NSAID while unwell; acetaminophen for pain; tell the NSAID's prescriber.",
+                            ["hold:nsaid", "counsel:acetaminophen", "notify:nsaid-prescriber"],
                             "; ".join(repr(m.text) for m in nsaids) + "; " + ", ".join(f"{lab} {v:g} mL/min" for lab, v in low),
                             [rule.source], profile))
     out += _duplicates(meds, formulary, profile)
     return out
+
+
+def medication_review(patient: Patient, profile: UtiProfile, formulary: Formulary, meds: list[DrugMatch],
+                      options: Iterable[str] = ()) -> list[Caution]:
+    """The findings for this medication list: the cautions of each of `options` (the allowed ones), then
+    those about the patient as a whole. Pure: the same list always gives the same findings, in order."""
+    return option_cautions(formulary, meds, options) + patient_cautions(patient, profile, formulary, meds)
 
 
 def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile) -> list[Caution]:
@@ -72,12 +91,19 @@ def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile
     for ingredient, ms in sorted(twice.items()):
         out.append(_caution("CA-DUPLICATE-INGREDIENT", "moderate",
                             "Confirm which entries the patient takes and raise the duplicate with the prescriber.",
+                            ["review:duplicate", "notify:prescriber"],
                             f"{ingredient.replace('_', ' ')} in each of " + "; ".join(repr(m.text) for m in ms), source, profile))
+    said: set[tuple[str, ...]] = set()
     for cls in sorted(c for c, info in formulary.classes.items() if info.duplication):
         ms = [m for m in meds if cls in m.classes]
-        # Two entries of one class, not already two entries of one ingredient.
-        if len({tuple(m.ingredients) for m in ms}) > 1 and not any(set(m.ingredients) & set(twice) for m in ms):
+        entries = tuple(m.text for m in ms)
+        # Two entries of one class, not already two entries of one ingredient, nor the same entries
+        # already stated under another class (two vitamin K antagonists are also two anticoagulants).
+        if len({tuple(m.ingredients) for m in ms}) > 1 and not any(set(m.ingredients) & set(twice) for m in ms) \
+                and entries not in said:
+            said.add(entries)
             out.append(_caution("CA-DUPLICATE-CLASS", "moderate",
                                 "Confirm with the patient and the prescriber that both are intended.",
+                                ["review:duplicate", "notify:prescriber"],
                                 f"two of {formulary.class_name(cls)}: " + "; ".join(repr(m.text) for m in ms), source, profile))
     return out

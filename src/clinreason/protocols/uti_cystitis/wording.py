@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clinreason.hygiene import report_line as clean
+from clinreason.protocols.plain import field_label
 from clinreason.protocols.result import ProtocolResult
 from clinreason.protocols.spec import AgentPolicy, DecisionSpec, ProtocolSpec, Search, Wording
 from clinreason.protocols.uti_cystitis.patient import Patient
@@ -37,10 +38,19 @@ WORDING = Wording(
     referral_docs=("policy-referral#",),
     return_docs=("policy-counselling#when-to-return",),
     follow_up_docs=("policy-signoff#follow-up",),
+    field_labels={"meds": "medication", "allergies": "allergy", "recent_antibiotics": "recent antibiotic",
+        "nausea_vomiting": "nausea or vomiting", "systemic": "systemic illness", "flank_pain": "flank pain",
+        "suprapubic_pain": "suprapubic pain", "gross_hematuria": "visible blood in the urine",
+        "catheter": "urinary catheter", "stones": "kidney stones", "immunocompromised": "immunocompromise",
+        "neurogenic_bladder": "neurogenic bladder", "g6pd_deficiency": "G6PD deficiency",
+        "relapse_within_4w": "relapse within 4 weeks of treatment", "recurrent_6m": "2 or more UTIs in 6 months",
+        "recurrent_12m": "3 or more UTIs in 12 months", "asymptomatic_bacteriuria": "asymptomatic bacteriuria",
+        "renal_function_summary": "renal function", "pregnancy_status": "pregnancy status", "acei_arb_use": "ACE inhibitor or ARB use",
+        "ACEI_ARB_use": "ACE inhibitor or ARB use",
+    },
 )
 
 AGENT_POLICY = AgentPolicy(
-    doctor_checks=frozenset({"EX-ALLERGY", "EX-AGE", "EX-RENAL"}),
     categories={"EX-ALLERGY": "allergy", "EX-RECENT-USE": "recent_use", "EX-RENAL": "renal", "EX-G6PD": "g6pd", "EX-AGE": "age"},
     criteria_rules=("SX-",),
     choice_rules=("TX-FIRST-SAFE-AGENT",),
@@ -57,17 +67,20 @@ PROMPTS = {
         "You are the prescribing clinician in a community-pharmacy UTI protocol (acute uncomplicated cystitis, profile {profile}). "
         "The deterministic protocol has already decided; you may only choose among the agents marked SELECTABLE, or escalate. "
         "An agent marked UNVERIFIED has an unrecognised medication or allergy entry that could exclude it: never prefer it "
-        "to a verified agent. Choose the first SELECTABLE agent in the order given unless a sentence about that agent, citing "
-        "its own passage, says why it does not suit this patient. "
+        "to a verified agent. Propose the first SELECTABLE agent in the order given that the pharmacist has not ruled out, "
+        "and give one sentence for each agent above it saying why it was passed over (its exclusion, an unverified entry, "
+        "or the pharmacist's concern), citing that agent's own passage. "
         "Never suggest any other drug as something to give or add. Every sentence must cite chunk ids from the PASSAGES, "
         "exactly as given. "
     ),
     "pharmacist": (
-        "You are the reviewing pharmacist. Check the proposed agent against the patient's medications, allergies, kidney "
-        "function, age, pregnancy, recent antibiotics and G6PD status using the PASSAGES and the protocol exclusions. "
-        "Approve, modify (suggest another SELECTABLE agent) or reject. An entry the formulary does not recognise is not "
-        "trusted: it could be any interacting drug. Cite chunk ids from the PASSAGES for every concern; suggesting an agent "
-        "later in the order than one still open needs a concern about each agent passed over, citing that agent's passage. "
+        "You are the reviewing pharmacist. Check the proposed agent against the whole medication list, allergies, kidney "
+        "function, age, pregnancy, recent antibiotics and G6PD status, using the PASSAGES, the protocol exclusions and the "
+        "CAUTIONS of the medication review. Answer approve, stating as concerns the actions the prescriber must take for each "
+        "caution (category caution, its rule id); modify only when a major CAUTION about the proposed agent makes a later "
+        "SELECTABLE agent without a major caution the better choice: name it in suggested_agent and cite that caution's rule "
+        "in a concern about the proposed agent; reject only when no SELECTABLE agent remains. An entry the formulary does not "
+        "recognise is not trusted: it could be any interacting drug. Cite chunk ids from the PASSAGES for every concern. "
         "Never suggest any other drug as something to give or add. "
     ),
 }
@@ -75,11 +88,12 @@ PROMPTS = {
 
 def patient_summary(p: Patient) -> list[str]:
     s, rf, h = p.symptoms, p.red_flags, p.history
-    present = [k.replace("_", " ") for k, v in s.model_dump().items() if v] or ["none"]
-    flags = [k.replace("_", " ") for k, v in rf.model_dump().items() if v] or ["none"]
+    labels = WORDING.field_labels
+    present = [field_label(k, labels) for k, v in s.model_dump().items() if v] or ["none"]
+    flags = [field_label(k, labels) for k, v in rf.model_dump().items() if v] or ["none"]
     renal = p.renal_function_summary.value + "".join(f", {label} {v:g} mL/min" for label, v in p.renal_values())
     return [
-        f"- Age {p.age}, sex {p.sex.value}, pregnancy status {p.pregnancy_status.value}, renal function {renal}",
+        f"- Age {p.age}, sex {p.sex.value}, pregnancy status {p.pregnancy_status.value.replace('_', ' ')}, renal function {renal}",
         f"- Symptoms: {', '.join(present)}",
         f"- Red flags: {', '.join(flags)}",
         f"- Medications: {', '.join(clean(m) for m in h.meds) or 'none'}",
