@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from clinreason.protocols.result import ProtocolResult
 
 KINDS = ("monitor", "notify", "separate", "counsel", "hold", "review", "prefer-other", "follow-up")
+SEVERITY_ORDER = {"major": 0, "moderate": 1, "minor": 2, "counsel": 3}  # most severe first, wherever cautions are listed
 NOTIFY_PRIMARY_CARE = "notify:primary-care"
 REASSESS = "follow-up:reassess"
 
@@ -36,8 +37,7 @@ def plan_actions(result: ProtocolResult, option: str | None, follow_up: str = "R
     """The actions for a plan that uses `option` (None: no prescription): the cautions about that
     option and about the patient as a whole, most severe first, then the follow-up (`follow_up` is
     the protocol's sentence for it, `Wording.follow_up`)."""
-    order = {"major": 0, "moderate": 1, "minor": 2, "counsel": 3}
-    cautions = sorted((c for c in result.cautions if c.option in (option, None)), key=lambda c: order.get(c.severity, 4))
+    cautions = sorted((c for c in result.cautions if c.option in (option, None)), key=lambda c: SEVERITY_ORDER.get(c.severity, 4))
     out = [Action(text=c.action, codes=list(c.actions), rule_id=c.rule_id, severity=c.severity) for c in cautions]
     fu = result.follow_up
     if option is not None and fu is not None:
