@@ -29,7 +29,7 @@ from clinreason.agents.models import (
 )
 from clinreason.knowledge.support import supports
 from clinreason.protocols import plain
-from clinreason.protocols.actions import SEVERITY_ORDER
+from clinreason.protocols.actions import plan_cautions
 from clinreason.protocols.result import (
     Caution,
     Exclusion,
@@ -92,8 +92,7 @@ def _caution_claim(ctx: CaseContext, c: Caution) -> Claim:
 def _caution_concerns(ctx: CaseContext, option: str) -> list[Concern]:
     """The cautions for a plan that uses `option` (they never change the decision), most severe first:
     each with the action the prescriber or patient must take, cited to its rule."""
-    found = sorted((c for c in ctx.protocol.cautions if c.option in (option, None) and c.severity != "counsel"),
-                   key=lambda c: SEVERITY_ORDER.get(c.severity, 4))
+    found = [c for c in plan_cautions(ctx.protocol, option) if c.severity != "counsel"]
     return [Concern(category=_caution_category(ctx), agent=option, rule_id=c.rule_id, claim=_caution_claim(ctx, c))
             for c in found]
 

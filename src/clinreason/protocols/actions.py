@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinreason.protocols.result import ProtocolResult
+from clinreason.protocols.result import Caution, ProtocolResult
 
 KINDS = ("monitor", "notify", "separate", "counsel", "hold", "review", "prefer-other", "follow-up")
 SEVERITY_ORDER = {"major": 0, "moderate": 1, "minor": 2, "counsel": 3}  # most severe first, wherever cautions are listed
@@ -33,12 +33,16 @@ def check_codes(codes: list[str]) -> list[str]:
     return [c for c in codes if c.split(":", 1)[0] not in KINDS]
 
 
+def plan_cautions(result: ProtocolResult, option: str | None) -> list[Caution]:
+    """The cautions a plan that uses `option` carries (that option's and the patient's as a whole), most severe first."""
+    return sorted((c for c in result.cautions if c.option in (option, None)), key=lambda c: SEVERITY_ORDER.get(c.severity, 4))
+
+
 def plan_actions(result: ProtocolResult, option: str | None, follow_up: str = "Reassess at {reassess}.") -> list[Action]:
     """The actions for a plan that uses `option` (None: no prescription): the cautions about that
     option and about the patient as a whole, most severe first, then the follow-up (`follow_up` is
     the protocol's sentence for it, `Wording.follow_up`)."""
-    cautions = sorted((c for c in result.cautions if c.option in (option, None)), key=lambda c: SEVERITY_ORDER.get(c.severity, 4))
-    out = [Action(text=c.action, codes=list(c.actions), rule_id=c.rule_id, severity=c.severity) for c in cautions]
+    out = [Action(text=c.action, codes=list(c.actions), rule_id=c.rule_id, severity=c.severity) for c in plan_cautions(result, option)]
     fu = result.follow_up
     if option is not None and fu is not None:
         out.append(Action(text=follow_up.format(reassess=fu.reassess), codes=[REASSESS]))
