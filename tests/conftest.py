@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+import hl7_packages
 
 os.environ.setdefault("WEAVE_DISABLED", "true")
 os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
@@ -79,3 +84,21 @@ def pg_url():
     finally:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
         admin.close()
+
+
+# --- HL7's published FHIR example packages (tests/hl7_packages.py fetches them with npm) -----------
+@pytest.fixture(scope="session")
+def hl7() -> dict[str, Path]:
+    """`r4_examples` and `ips`: the `package/` folders of hl7.fhir.r4.examples@4.0.1 and hl7.fhir.uv.ips@2.0.0."""
+    return hl7_packages.ensure()
+
+
+@pytest.fixture(scope="session")
+def hl7_resource(hl7: dict[str, Path]) -> Callable[[str, str], dict[str, Any]]:
+    """hl7_resource("r4_examples", "Observation-f205.json") -> that resource, as published."""
+
+    def load(package: str, name: str) -> dict[str, Any]:
+        root = hl7[package]
+        path = root / name if (root / name).is_file() else root / "example" / name
+        return json.loads(path.read_text(encoding="utf-8"))
+    return load

@@ -22,6 +22,10 @@ ALLOWED = {
     "graph": {"formulary", "protocols", "knowledge", "agents"},
     # service: the output formats of a stored assessment (below the API and CLI that serve them)
     "rendering": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store"},
+    # interfaces that the API and the CLI use: FHIR mapping, and the CDS Hooks service over it
+    "fhir": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store", "rendering", "samples"},
+    "cds_hooks": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store", "rendering", "samples",
+                  "fhir", "api"},
 }
 
 

@@ -40,6 +40,8 @@ class Assessment(BaseModel):
     evidence: list[str] = Field(default_factory=list, description="Retrieved chunk ids.")
     audit: dict[str, Any] | None = None
     signoff: Signoff | None = None
+    input_sources: dict[str, Any] | None = Field(
+        default=None, description="For a FHIR Bundle: where each input field came from (resource, path) and the resources not used.")
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Assessment:

@@ -6,12 +6,24 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "clinreason"
+
+
+class CdsHooksIssuer(BaseModel):
+    """One EHR (a JWT `iss`) allowed to call the CDS Hooks services, and where its public keys are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    jwks_url: str | None = Field(default=None, description="The issuer's JWK Set URL (fetched and cached).")
+    jwks: dict | None = Field(default=None, description="The issuer's JWK Set inline ({\"keys\": [...]}).")
+    jku: list[str] = Field(default_factory=list, description="Other JWK Set URLs a token's `jku` header may name (allowlist).")
+    site: str | None = Field(default=None, description="The site whose assessments this EHR's calls store (the report link's site).")
+    locale_code: str | None = Field(default=None, description="The locale_code of the profile the EHR's patients are assessed under (one of a protocol's locale codes).")
+    fhir_servers: list[str] = Field(default_factory=list, description="URL prefixes a request's `fhirServer` must start with (empty: any).")
 
 
 class Settings(BaseSettings):
@@ -59,6 +71,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=65536, ge=1024, description="Largest accepted request body.")
     max_header_bytes: int = Field(default=16384, ge=1024, description="Largest accepted request head (all headers); larger gets 431.")
     db_pool_size: int = Field(default=5, ge=1, le=100, description="Postgres connections per process (store and checkpointer each).")
+
+    # --- CDS Hooks (cds_hooks/) ---------------------------------------------------------
+    cds_hooks_issuers: dict[str, CdsHooksIssuer] = Field(
+        default_factory=dict, description="JSON: JWT issuer -> {jwks_url | jwks, jku, site, locale_code, fhir_servers}; none = every hook call is 401.")
+    cds_hooks_base_url: str | None = Field(
+        default=None, description="The public base URL (what EHRs call; a JWT's `aud` is checked against it); unset = the request's own.")
+    cds_hooks_algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"], description="JWT algorithms accepted (asymmetric only).")
+    cds_hooks_max_token_lifetime: int = Field(default=600, ge=10, le=86400, description="Longest exp - iat a JWT may have, in seconds.")
+    cds_hooks_cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed to call /cds-services from a browser.")
+    cds_hooks_fhir_timeout: float = Field(default=2.0, gt=0, le=30, description="Seconds for fetching missing prefetch data from the EHR's FHIR server.")
 
     @property
     def index_dir(self) -> Path:

@@ -82,6 +82,7 @@ def assessment_from_state(v: dict[str, Any]) -> Assessment:
         "evidence": [e["chunk_id"] for e in v.get("evidence") or []],
         "audit": v["audit"],
         "signoff": v.get("signoff"),
+        "input_sources": v.get("input_sources"),
     })
 
 
@@ -115,11 +116,15 @@ class Pipeline:
                        submitted_by=(submitted_by or {}).get("key_id"))
         return assessment
 
-    def run(self, request: Validated | dict[str, Any], *, progress: Progress | None = None, submitter: ApiKey | None = None) -> Assessment:
-        """Assess a patient. `submitter` is the API key that sent it (None: run locally, no site)."""
+    def run(self, request: Validated | dict[str, Any], *, progress: Progress | None = None, submitter: ApiKey | None = None,
+            input_sources: dict[str, Any] | None = None) -> Assessment:
+        """Assess a patient. `submitter` is the API key that sent it (None: run locally, no site);
+        `input_sources` the provenance of an input mapped from FHIR (kept in the record and the report)."""
         parsed = validate(request)
         aid = uuid.uuid4().hex
         state = {"assessment_id": aid, "created_at": _now(), "protocol_id": parsed.protocol_id, "patient": parsed.patient_json}
+        if input_sources:
+            state["input_sources"] = input_sources
         who = ({"key_id": submitter.key_id, "name": submitter.name, "site": submitter.site} if submitter
                else {"key_id": None, "name": "local user (CLI)", "site": None})
         return self._drive(state, aid, progress, who)

@@ -145,3 +145,13 @@ def test_idempotency_key_on_a_deterministic_request(api):
     assert r1.status_code == r2.status_code == 200 and r1.json() == r2.json() == first.json()
     full = api.client.post("/v1/assessments", json=load_sample("methotrexate"), headers={**api.headers("submitter"), **idem})
     assert full.status_code == 422  # the mode is part of what the key stands for
+
+
+def test_fhir_reads_are_on_the_access_log_by_name(api):
+    created = api.post_patient(load_sample("uncomplicated")).json()
+    before = len(api.store.access_log())
+    assert api.client.get(f"/v1/assessments/{created['id']}/fhir", headers=api.headers("submitter")).status_code == 200
+    assert api.client.get("/v1/protocols/uti-cystitis/questionnaire", headers=api.headers("submitter")).status_code == 200
+    rows = api.store.access_log()[before:]
+    assert [(r["action"], r["status"], r["assessment_id"]) for r in rows] == [
+        ("read_fhir", 200, created["id"]), ("read_questionnaire", 200, None)]

@@ -9,7 +9,7 @@ on timing (a shared, loaded machine).
 
 One check is told about the API's documented rules that JSON Schema cannot state, and
 only for the two operations they apply to: `positive_data_acceptance` expects a
-schema-valid body to be accepted, but POST /v1/assessments refuses (422) patients whose
+schema-valid body to be accepted, but POST /v1/assessments refuses (422) patients (JSON or a FHIR Bundle) whose
 fields contradict each other or whose words mix scripts, and an Idempotency-Key reused
 with another body; a sign-off is refused (422) when its agent or acknowledged entries
 do not fit the stored plan. So 422 is expected there, and the extra check
@@ -57,13 +57,18 @@ def schema_valid_422_is_a_documented_rule(ctx, response, case):
     if kind == "urn:clinreason:problem:idempotency-key-reused":
         assert "idempotency-key" in {k.lower() for k in response.request.headers}, problem
     if kind == "urn:clinreason:problem:invalid-patient":
+        from urllib.parse import parse_qs, urlsplit
+
         from clinreason.api.body import parse_json
-        from clinreason.assessment import validate
+        from clinreason.api.routers.assessments import parse_body
         from clinreason.errors import InvalidPatient
 
         body = response.request.body
+        query = {k: v[0] for k, v in parse_qs(urlsplit(response.request.url).query).items()}
         try:
-            validate(parse_json(body if isinstance(body, bytes) else (body or "").encode()))
+            # The route's own reading of the body: JSON or a FHIR Bundle, with its query parameters.
+            parse_body(parse_json(body if isinstance(body, bytes) else (body or "").encode()),
+                       response.request.headers.get("content-type", ""), query.get("protocol"), query.get("locale_code"))
         except InvalidPatient as exc:
             expected = {e.field for e in exc.errors}
         else:

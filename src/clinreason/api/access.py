@@ -33,6 +33,12 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/v1/assessments/{assessment_id}/report"): "read_report",
     ("GET", "/v1/assessments/{assessment_id}/notification"): "read_notification",
     ("POST", "/v1/assessments/{assessment_id}/signoff"): "signoff",
+    ("GET", "/v1/assessments/{assessment_id}/fhir"): "read_fhir",
+    ("GET", "/v1/protocols/{protocol_id}/questionnaire"): "read_questionnaire",
+    # CDS Hooks calls carry the EHR's JWT, not an API key: logged with no key, by action.
+    ("GET", "/cds-services"): "cds_discovery",
+    ("POST", "/cds-services/{service_id}"): "cds_hook",
+    ("POST", "/cds-services/{service_id}/feedback"): "cds_feedback",
 }
 # Probes and documentation are not accesses to patient data: not logged (they would drown the log).
 UNLOGGED_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static")

@@ -23,8 +23,10 @@ from clinreason.api.docs import install_docs
 from clinreason.api.middleware import BodyLimit, measure
 from clinreason.api.openapi import install as install_openapi
 from clinreason.api.problems import ApiError
-from clinreason.api.routers import assessments, operations, protocols
+from clinreason.api.routers import assessments, fhir, operations, protocols
 from clinreason.api.schemas import AssessmentPage, AssessmentSummary, SignoffRequest
+from clinreason.cds_hooks import router as cds_hooks
+from clinreason.cds_hooks.cors import CdsHooksCors
 from clinreason.config import Settings, get_settings
 from clinreason.errors import ClinreasonError
 from clinreason.pipeline import Pipeline
@@ -50,6 +52,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     # Added last is outermost: measure sees the 413/431 answers of BodyLimit.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, header_limit=settings.max_header_bytes)  # type: ignore[arg-type]
+    app.add_middleware(CdsHooksCors, origins=settings.cds_hooks_cors_origins)  # type: ignore[arg-type]  # /cds-services only, outside BodyLimit
     app.add_exception_handler(ApiError, handlers.api_error)  # type: ignore[arg-type]
     app.add_exception_handler(ClinreasonError, handlers.clinreason_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, handlers.validation_error)  # type: ignore[arg-type]
@@ -59,7 +62,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     # Each router carries its own prefix, not include_router's: metrics and the access log label a request by
     # scope["route"].path, which newer FastAPI sets to the router's own route (not a prefixed copy).
-    for module in (assessments, protocols, operations):
+    for module in (assessments, fhir, protocols, operations, cds_hooks):
         app.include_router(module.router)
 
     # The body models (read by body.py, so not known to FastAPI), security, and the statuses of every path: openapi.py.

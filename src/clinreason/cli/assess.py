@@ -122,7 +122,7 @@ def _emit(result: Assessment, as_json: bool, out_dir: Path | None) -> None:
         out.print(f"[dim]wrote {path}[/]")
 
 
-def _run_full(data: dict[str, Any]) -> Assessment:
+def _run_full(data: dict[str, Any], sources: dict[str, Any] | None = None) -> Assessment:
     from clinreason.assessment import validate
 
     patient = validate(data)  # field errors before anything heavy loads
@@ -130,23 +130,44 @@ def _run_full(data: dict[str, Any]) -> Assessment:
         from clinreason.pipeline import get_pipeline
 
         pipeline = get_pipeline()
-        return pipeline.run(patient, progress=lambda node: status.update(f"{node} done"))
+        return pipeline.run(patient, progress=lambda node: status.update(f"{node} done"), input_sources=sources)
+
+
+def _from_bundle(bundle: dict[str, Any], protocol: str | None, locale: str | None) -> tuple[Any, dict[str, Any]]:
+    """A FHIR Bundle's validated request and where each field came from (errors name the FHIR path)."""
+    from clinreason.fhir.intake import intake_bundle
+
+    intake = intake_bundle(bundle, protocol_id=protocol, locale_code=locale)
+    return intake.validated, intake.provenance()
 
 
 @reported()
 def assess_cmd(
-    file: Annotated[Path | None, typer.Argument(help="Patient JSON file.", show_default=False)] = None,
+    file: Annotated[Path | None, typer.Argument(help="Patient JSON file, or a FHIR R4 Bundle (docs/fhir-and-cds-hooks.md).",
+                                                show_default=False)] = None,
     sample: Annotated[str | None, typer.Option("--sample", help="Name of a bundled sample patient (see `clinreason samples`).")] = None,
     protocol: Annotated[str | None, typer.Option("--protocol", help="Protocol id (see `clinreason protocols`); default: the "
                                                  "file's `protocol` field, else the default protocol.")] = None,
     mode: Annotated[str, typer.Option("--mode", help=f"One of: {', '.join(MODES)}.")] = "full",
     as_json: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Write assessment.json (and report.md in full mode) here.")] = None,
+    locale: Annotated[str | None, typer.Option("--locale", help="A FHIR Bundle only: the profile's locale code, when its "
+                                               "QuestionnaireResponse does not answer it.")] = None,
 ) -> None:
     """Assess one patient: full mode (default) runs the agents and writes a cited report."""
     if mode not in MODES:
         raise InvalidInput(f"--mode must be one of {', '.join(MODES)}")
     data = load_input(file, sample)
+    if isinstance(data, dict) and data.get("resourceType") == "Bundle":
+        request, sources = _from_bundle(data, protocol, locale)
+        if mode == "full":
+            result = _run_full(request, sources)
+        else:
+            result = assess(request, mode="deterministic").model_copy(update={"input_sources": sources})
+        _emit(result, as_json, out_dir)
+        return
+    if locale is not None:
+        raise InvalidInput("--locale is for a FHIR Bundle: a patient JSON names its locale_code")
     if protocol is not None:
         named = data.get("protocol") if isinstance(data, dict) else None
         if named is not None and named != protocol:

@@ -156,6 +156,7 @@ class Nodes:
             assessment_id=s["assessment_id"], spec=req.spec, patient=req.patient, protocol=protocol_of(s),
             passages=self._passages(s), rounds=rounds_of(s),
             referral=referral_of(s), gate=gate, status=status, signoff=signoff, audit=audit,
+            input_sources=s.get("input_sources"),
         )
         return {"status": status, "report_markdown": markdown, "citations": [c.model_dump() for c in citations], "audit": audit}
 
@@ -219,4 +220,12 @@ class Nodes:
             "citations": self._stats(s).model_dump(),
             "retrieved_chunks": len(s.get("evidence") or []),
             "clinreason_version": __version__,
-        }
+        } | self._input_record(s)
+
+    @staticmethod
+    def _input_record(s: GraphState) -> dict[str, Any]:
+        """How the input arrived, when it was not the protocol's own JSON (the mapping is in the report)."""
+        sources = s.get("input_sources")
+        if not sources:
+            return {}
+        return {"input_format": f"{sources['format']}: {len(sources['fields'])} fields mapped, {len(sources['ignored'])} resources not used"}

@@ -10,6 +10,7 @@ state, agents/guard.py; this is the second line, for every string rendered.)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -152,6 +153,21 @@ def _audit(audit: dict[str, Any]) -> list[str]:
     return ["## Audit record", *(f"- {k.replace('_', ' ').capitalize()}: {value(v)}" for k, v in audit.items())]
 
 
+_ENTRY = re.compile(r"\[(\d+)\]")
+
+
+def _input_sources(sources: dict[str, Any] | None) -> list[str]:
+    """Where each input field came from, for an input mapped from another format (FHIR)."""
+    if not sources:
+        return []
+    L = [f"### Where the input came from ({clean(sources['format'])})"]
+    # "history.meds[0]" reads "history.meds 1": report lines carry no brackets (hygiene.report_line)
+    L += [f"- {clean(_ENTRY.sub(lambda m: f' {int(m.group(1)) + 1}', f['field']))}: {clean(f['source'])}" for f in sources["fields"]]
+    if sources["ignored"]:
+        L += ["", "Not used:", *(f"- {clean(i['resource'])}: {clean(i['reason'])}" for i in sources["ignored"])]
+    return [*L, ""]
+
+
 def render_report(
     *,
     assessment_id: str,
@@ -165,6 +181,7 @@ def render_report(
     status: str,
     signoff: Signoff | None,
     audit: dict[str, Any],
+    input_sources: dict[str, Any] | None = None,
 ) -> tuple[str, list[Citation]]:
     """The report: a first screen (decision, plan, actions, excluded options, checks, sign-off), then the detail."""
     refs = _Refs(passages)
@@ -237,6 +254,7 @@ def render_report(
     # --- detail ---------------------------------------------------------------------------
     L += ["## Patient", *spec.patient_summary(patient),
           "- Direct identifiers (name, health number, address) are not part of the input and do not appear here.", ""]
+    L += _input_sources(input_sources)
     L += ["## Why this decision"]
     for h in protocol.rules_fired:
         said = plain(h.detail)

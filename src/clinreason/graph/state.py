@@ -20,6 +20,7 @@ class GraphState(TypedDict, total=False):
     created_at: str
     protocol_id: str  # the registered protocol (absent in states written before protocols were plug-ins: the default)
     patient: dict[str, Any]  # the validated patient, JSON form of the protocol's input model
+    input_sources: dict[str, Any] | None  # a FHIR input's provenance: field -> resource and path, resources not used
     protocol: dict[str, Any]  # ProtocolResult
     evidence: list[dict[str, Any]]  # Evidence: chunk ids and why they were retrieved
     rounds: list[dict[str, Any]]  # Round

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from clinreason.errors import FieldError
 from clinreason.formulary import Formulary, build_formulary
+from clinreason.protocols.fhir_map import FhirMapping
 from clinreason.protocols.profile import Profile, RuleSpec, load_rules
 from clinreason.protocols.result import ProtocolResult
 
@@ -180,6 +181,11 @@ class ProtocolSpec:
                     raise ValueError(f"profile {profile.id}: no regimen for {missing}")
                 out[profile.id] = profile
         return out
+
+    @cached_property
+    def fhir(self) -> FhirMapping:
+        """What coded FHIR resources settle which input field (`fhir.toml`; none: the questionnaire asks everything)."""
+        return FhirMapping.model_validate(self.read_toml("fhir.toml") if self.has_file("fhir.toml") else {})
 
     @cached_property
     def locales(self) -> dict[str, str]:

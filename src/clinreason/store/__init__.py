@@ -1,5 +1,5 @@
 """The relational store: sites, API keys (hashed), assessments, sign-off claims,
-the access log and Idempotency-Key records.
+the access log, Idempotency-Key records, and the CDS Hooks cards issued and their feedback.
 
 SQLAlchemy Core over SQLite under the data dir by default, or Postgres when
 `CLINREASON_DATABASE_URL` is set (a pooled engine, so concurrent requests do not
@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from clinreason.config import Settings
 from clinreason.errors import Conflict, InvalidInput
 from clinreason.store import migrate
-from clinreason.store.schema import access_log, api_keys, assessments, idempotency, signoffs, sites
+from clinreason.store.schema import access_log, api_keys, assessments, cds_cards, cds_feedback, idempotency, signoffs, sites
 
 Role = Literal["submitter", "prescriber", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -45,6 +45,16 @@ class ApiKey:
     @property
     def who(self) -> str:
         return f"{self.name} ({self.key_id})"
+
+
+@dataclass(frozen=True)
+class CdsCard:
+    """A card issued to an EHR: what feedback about it may name."""
+
+    uuid: str
+    indicator: str
+    summary: str
+    suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,45 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(select(*cols).order_by(api_keys.c.created_at)).mappings()]
 
+    # --- CDS Hooks cards and feedback ---------------------------------------------------
+    def put_cds_cards(self, service_id: str, hook_instance: str, issuer: str, cards: list[CdsCard], assessment_id: str | None = None) -> None:
+        """Record the cards of one hook response (those with a uuid: the ones feedback can name)."""
+        if not cards:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(cds_cards), [{
+                "card_uuid": c.uuid, "service_id": service_id, "hook_instance": hook_instance[:200], "issuer": issuer,
+                "indicator": c.indicator, "summary": c.summary, "suggestions": json.dumps(list(c.suggestions)),
+                "assessment_id": assessment_id, "issued_at": now} for c in cards])
+
+    def cds_cards(self, card_uuids: list[str]) -> dict[str, dict[str, Any]]:
+        """card uuid -> {service_id, issuer, suggestions, ...} for those issued."""
+        if not card_uuids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(cds_cards).where(cds_cards.c.card_uuid.in_(sorted(set(card_uuids))))).mappings().all()
+        return {r["card_uuid"]: {**dict(r), "suggestions": json.loads(r["suggestions"])} for r in rows}
+
+    def add_cds_feedback(self, service_id: str, issuer: str, items: list[dict[str, Any]]) -> None:
+        """Store feedback entries ({card, outcome, acceptedSuggestions, overrideReason, outcomeTimestamp}), one row each."""
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(cds_feedback), [{
+                "card_uuid": i["card"], "service_id": service_id, "issuer": issuer, "outcome": i["outcome"],
+                "accepted_suggestions": json.dumps([s["id"] for s in i.get("acceptedSuggestions") or []]),
+                "override_reason": json.dumps(i["overrideReason"]) if i.get("overrideReason") else None,
+                "outcome_timestamp": i["outcomeTimestamp"], "received_at": now} for i in items])
+
+    def cds_feedback(self, card_uuid: str | None = None) -> list[dict[str, Any]]:
+        q = select(cds_feedback).order_by(cds_feedback.c.id)
+        if card_uuid is not None:
+            q = q.where(cds_feedback.c.card_uuid == card_uuid)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [{**dict(r), "accepted_suggestions": json.loads(r["accepted_suggestions"]),
+                 "override_reason": json.loads(r["override_reason"]) if r["override_reason"] else None} for r in rows]
+
     # --- access log -----------------------------------------------------------------
     def log_request(self, *, action: str, status: int, key: ApiKey | None = None, assessment_id: str | None = None,
                     method: str | None = None, route: str | None = None, ids: list[str] | None = None) -> None:
@@ -325,4 +374,4 @@ class Store:
         return [{**dict(r), "ids": json.loads(r["ids"]) if r["ids"] else None} for r in rows]
 
 
-__all__ = ["ROLES", "ApiKey", "IdempotencyConflict", "IdempotencyInProgress", "Role", "SignoffClaim", "Store"]
+__all__ = ["ROLES", "ApiKey", "CdsCard", "IdempotencyConflict", "IdempotencyInProgress", "Role", "SignoffClaim", "Store"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, inspect, text
 
-HEAD = "0002"  # tests/store/test_migrations.py checks this is Alembic's head
+HEAD = "0003"  # tests/store/test_migrations.py checks this is Alembic's head
 RELEASE_0_1 = "0001"
 SCRIPTS = Path(__file__).parent / "migrations"
 _PG_LOCK = 0x636C696E  # "clin": the advisory lock key for migrations

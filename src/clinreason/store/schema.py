@@ -85,3 +85,32 @@ idempotency = Table(
     Column("assessment_id", Text, nullable=True),  # NULL while the first request runs
     Column("created_at", Text, nullable=False),
 )
+
+# CDS Hooks (cds_hooks/): every card issued, so feedback can name only real cards and suggestions.
+cds_cards = Table(
+    "cds_cards", metadata,
+    Column("card_uuid", String(64), primary_key=True),
+    Column("service_id", Text, nullable=False),
+    Column("hook_instance", Text, nullable=False),
+    Column("issuer", Text, nullable=False),  # the JWT iss of the EHR the card went to
+    Column("indicator", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("suggestions", Text, nullable=False, server_default="[]"),  # JSON list of suggestion uuids
+    Column("assessment_id", Text, nullable=True),  # the stored assessment the card links to (patient-view)
+    Column("issued_at", Text, nullable=False),
+)
+
+# What the clinician did with a card (CDS Hooks feedback): one row per feedback entry, repeats kept.
+cds_feedback = Table(
+    "cds_feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("card_uuid", String(64), nullable=False),
+    Column("service_id", Text, nullable=False),
+    Column("issuer", Text, nullable=False),
+    Column("outcome", Text, nullable=False),  # accepted | overridden
+    Column("accepted_suggestions", Text, nullable=False, server_default="[]"),  # JSON list of suggestion uuids
+    Column("override_reason", Text, nullable=True),  # JSON {reason: Coding, userComment}
+    Column("outcome_timestamp", Text, nullable=False),
+    Column("received_at", Text, nullable=False),
+)
+Index("ix_cds_feedback_card", cds_feedback.c.card_uuid)

@@ -27,8 +27,8 @@ from clinreason.api.openapi import REF, body_schema
 from clinreason.api.problems import PROBLEM_SCHEMA, problem_responses
 from clinreason.api.schemas import AssessmentPage, AssessmentSummary
 from clinreason.assessment import Assessment, assess, validate
-from clinreason.errors import NotAcceptable
-from clinreason.protocols.registry import registry
+from clinreason.errors import FieldError, InvalidPatient, NotAcceptable
+from clinreason.protocols.registry import Validated, registry
 from clinreason.rendering import (
     Document,
     notification_document,
@@ -51,7 +51,11 @@ def _patient_body_schema() -> dict[str, Any]:
         examples.setdefault(sample_protocol(name), load_sample(name))
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": REF.format(model="AssessmentRequest")},
-        "examples": {pid: {"summary": registry()[pid].title, "value": value} for pid, value in examples.items()}}}}}
+        "examples": {pid: {"summary": registry()[pid].title, "value": value} for pid, value in examples.items()}},
+        "application/fhir+json": {"schema": {"type": "object", "required": ["resourceType"], "properties": {"resourceType": {"const": "Bundle"}},
+                                             "description": "A FHIR R4 Bundle: Patient, Observation, MedicationStatement/MedicationRequest, "
+                                                            "AllergyIntolerance, Condition and a QuestionnaireResponse to "
+                                                            "GET /v1/protocols/{id}/questionnaire (docs/fhir-and-cds-hooks.md)"}}}}}
 
 
 @router.post("", status_code=201, response_model=Assessment,
@@ -67,13 +71,19 @@ def _patient_body_schema() -> dict[str, Any]:
              summary="Assess a patient (full pipeline by default)")
 async def create_assessment(request: Request, key: CreateKey, request_body: PatientBody, state: StateDep,
                             mode: Annotated[Literal["full", "deterministic"], Query()] = "full",
+                            protocol: Annotated[str | None, Query(max_length=64, description=
+                                "A FHIR Bundle only: the protocol to assess (default: the one whose Questionnaire the "
+                                "QuestionnaireResponse answers)")] = None,
+                            locale_code: Annotated[str | None, Query(min_length=2, max_length=10, description=
+                                "A FHIR Bundle only: the profile's locale, when the QuestionnaireResponse does not answer it")] = None,
                             idempotency_key: Annotated[str | None, Header(
                                 min_length=1, max_length=200, pattern=r"^[\x20-\x7e]+$",  # the printable ASCII idempotent_replay accepts
                                 description="Retry safely: the same key and body return the first result (200); "
                                             "the same key with another body is refused (422).")] = None) -> Response:
-    patient = validate(request_body)  # locale too: reject before waiting for a worker
+    # locale too: reject before waiting for a worker
+    patient, sources = parse_body(request_body, request.headers.get("content-type", ""), protocol, locale_code)
     if idempotency_key is not None:
-        replay = idempotent_replay(state, key, idempotency_key, request_body, mode)
+        replay = idempotent_replay(state, key, idempotency_key, request_body, mode, (protocol, locale_code))
         if replay is not None:
             audit_of(request).assessment_id = replay.id
             return Response(replay.model_dump_json(), status_code=200, media_type="application/json",
@@ -81,8 +91,9 @@ async def create_assessment(request: Request, key: CreateKey, request_body: Pati
     try:
         if mode == "deterministic":
             result = assess(patient, mode="deterministic")
+            result = result.model_copy(update={"input_sources": sources}) if sources else result
         else:
-            result = await state.in_worker_thread(lambda: state.pipeline.run(patient, submitter=key))
+            result = await state.in_worker_thread(lambda: state.pipeline.run(patient, submitter=key, input_sources=sources))
     except BaseException:
         if idempotency_key is not None:
             state.pipeline.store.idempotency_release(key.key_id, idempotency_key)  # a failed first try claims nothing
@@ -95,15 +106,36 @@ async def create_assessment(request: Request, key: CreateKey, request_body: Pati
     return Response(result.model_dump_json(), status_code=201 if result.id else 200, headers=headers, media_type="application/json")
 
 
-def idempotent_replay(state: AppState, key: ApiKey, idem: str, body: Any, mode: str) -> Assessment | None:
+def parse_body(body: Any, content_type: str, protocol: str | None, locale_code: str | None) -> tuple[Validated, dict[str, Any] | None]:
+    """The validated request and, for a FHIR Bundle, where each field came from. A Bundle is read as
+    FHIR whether it is declared application/fhir+json or application/json: it cannot be a patient."""
+    from clinreason.fhir.intake import FHIR_JSON
+
+    is_fhir = content_type.split(";", 1)[0].strip().lower() == FHIR_JSON
+    if is_fhir or (isinstance(body, dict) and body.get("resourceType") == "Bundle"):
+        from clinreason.fhir.intake import intake_bundle
+
+        intake = intake_bundle(body, protocol_id=protocol, locale_code=locale_code)
+        return intake.validated, intake.provenance()
+    if protocol is not None or locale_code is not None:
+        raise InvalidPatient([FieldError("protocol" if protocol is not None else "locale_code",
+                                         "a query parameter for a FHIR Bundle only: a JSON patient names it in the body", "extra_forbidden")])
+    return validate(body), None
+
+
+def idempotent_replay(state: AppState, key: ApiKey, idem: str, body: Any, mode: str,
+                      query: tuple[str | None, str | None] = (None, None)) -> Assessment | None:
     """The earlier result of this Idempotency-Key (1-200 printable ASCII, checked by its Header declaration)
     with this body, or None on its first use. Another body: IdempotencyConflict; still running: IdempotencyInProgress."""
-    digest = hashlib.sha256(json.dumps([mode, body], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps([mode, body, *([list(query)] if any(query) else [])], sort_keys=True,
+                                       separators=(",", ":")).encode()).hexdigest()
     earlier = state.pipeline.store.idempotency_claim(key.key_id, idem, digest)
     if earlier is None:
         return None
     if earlier == DETERMINISTIC:  # not stored: the deterministic result is a pure function of the body
-        return assess(validate(body), mode="deterministic")
+        patient, sources = parse_body(body, "", *query)
+        result = assess(patient, mode="deterministic")
+        return result.model_copy(update={"input_sources": sources}) if sources else result
     return state.pipeline.get(earlier)
 
 
