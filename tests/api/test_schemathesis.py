@@ -64,7 +64,7 @@ def schema_valid_422_is_a_documented_rule(ctx, response, case):
         from clinreason.errors import InvalidPatient
 
         body = response.request.body
-        query = {k: v[0] for k, v in parse_qs(urlsplit(response.request.url).query).items()}
+        query = {k: v[0] for k, v in parse_qs(urlsplit(response.request.url).query, keep_blank_values=True).items()}
         try:
             # The route's own reading of the body: JSON or a FHIR Bundle, with its query parameters.
             parse_body(parse_json(body if isinstance(body, bytes) else (body or "").encode()),

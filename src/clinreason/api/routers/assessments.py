@@ -71,7 +71,7 @@ def _patient_body_schema() -> dict[str, Any]:
              summary="Assess a patient (full pipeline by default)")
 async def create_assessment(request: Request, key: CreateKey, request_body: PatientBody, state: StateDep,
                             mode: Annotated[Literal["full", "deterministic"], Query()] = "full",
-                            protocol: Annotated[str | None, Query(max_length=64, description=
+                            protocol: Annotated[str | None, Query(min_length=1, max_length=64, description=
                                 "A FHIR Bundle only: the protocol to assess (default: the one whose Questionnaire the "
                                 "QuestionnaireResponse answers)")] = None,
                             locale_code: Annotated[str | None, Query(min_length=2, max_length=10, description=
