@@ -26,6 +26,8 @@ ALLOWED = {
     "fhir": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store", "rendering", "samples"},
     "cds_hooks": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store", "rendering", "samples",
                   "fhir", "api"},
+    "mcp_server": {"formulary", "protocols", "knowledge", "agents", "graph", "assessment", "pipeline", "store", "rendering", "samples",
+                   "fhir", "api"},
 }
 
 

@@ -17,7 +17,7 @@ import clinreason
 from clinreason.protocols.registry import registry
 
 SRC = Path(clinreason.__file__).parent
-ENGINE = ["graph", "agents", "rendering", "knowledge", "api", "evaluation", "store", "samples", "cli", "fhir", "cds_hooks", "pipeline.py",
+ENGINE = ["graph", "agents", "rendering", "knowledge", "api", "evaluation", "store", "samples", "cli", "fhir", "cds_hooks", "mcp_server", "pipeline.py",
           "assessment.py",
           "config.py", "errors.py", "hygiene.py",
           # the protocol seam itself is generic; registry.py is where protocols are registered by name

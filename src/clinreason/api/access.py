@@ -39,6 +39,10 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/cds-services"): "cds_discovery",
     ("POST", "/cds-services/{service_id}"): "cds_hook",
     ("POST", "/cds-services/{service_id}/feedback"): "cds_feedback",
+    # MCP over Streamable HTTP: one route for every tool call, authenticated with the same API keys.
+    ("POST", "/mcp"): "mcp",
+    ("GET", "/mcp"): "mcp",
+    ("DELETE", "/mcp"): "mcp",
 }
 # Probes and documentation are not accesses to patient data: not logged (they would drown the log).
 UNLOGGED_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static")

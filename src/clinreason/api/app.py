@@ -29,6 +29,7 @@ from clinreason.cds_hooks import router as cds_hooks
 from clinreason.cds_hooks.cors import CdsHooksCors
 from clinreason.config import Settings, get_settings
 from clinreason.errors import ClinreasonError
+from clinreason.mcp_server import mount as mcp_mount
 from clinreason.pipeline import Pipeline
 from clinreason.protocols.registry import DEFAULT_PROTOCOL, registry
 
@@ -36,7 +37,8 @@ from clinreason.protocols.registry import DEFAULT_PROTOCOL, registry
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.runtime.ensure()  # build the pipeline, limiter and indexes before the first request
-    yield
+    async with mcp_mount.running(app):  # the MCP session manager at /mcp (mcp_server/mount.py)
+        yield
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     # scope["route"].path, which newer FastAPI sets to the router's own route (not a prefixed copy).
     for module in (assessments, fhir, protocols, operations, cds_hooks):
         app.include_router(module.router)
+    mcp_mount.mount(app)  # MCP over Streamable HTTP at /mcp, with the same API keys (when the mcp extra is installed)
 
     # The body models (read by body.py, so not known to FastAPI), security, and the statuses of every path: openapi.py.
     app.openapi = install_openapi(app, (SignoffRequest,), protocols=list(registry().values()),  # type: ignore[method-assign]

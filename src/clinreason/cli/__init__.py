@@ -4,6 +4,7 @@
     assess.py      assess, signoff, show, samples, protocols
     evaluation.py  eval, compare
     admin.py       serve, keys create|list|revoke, db upgrade|current
+    mcp.py         mcp (the MCP server over stdio; imports the SDK only when run)
     kb.py          kb build|search|show|eval|misses|agreement
 
 Importing this package loads typer, rich and light clinreason modules only; each command imports
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from clinreason.cli import admin, assess, evaluation, kb
+from clinreason.cli import admin, assess, evaluation, kb, mcp
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Clinical reasoning for pharmacist prescribing protocols (see `clinreason protocols`).")
@@ -24,6 +25,7 @@ app.command("assess")(assess.assess_cmd)
 app.command("signoff")(assess.signoff_cmd)
 app.command("show")(assess.show_cmd)
 app.command("serve")(admin.serve)
+app.command("mcp")(mcp.mcp_cmd)
 app.command("eval")(evaluation.eval_cmd)
 app.command("compare")(evaluation.compare_cmd)
 app.command("samples")(assess.samples_cmd)

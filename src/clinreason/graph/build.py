@@ -1,6 +1,10 @@
 """Wiring: intake -> assess -> retrieve -> doctor <-> pharmacist (<= N rounds)
 -> safety gate -> report -> sign-off (interrupt) -> report. Referral and
-no-treatment decisions take the referral-note path instead of the loop."""
+no-treatment decisions take the referral-note path instead of the loop.
+
+One wiring for both hosts: clinreason's Pipeline compiles it with its own checkpointer (SQLite or
+Postgres); a LangGraph Server compiles it without one (`checkpointer=None`) and supplies its own
+(graph/server.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from clinreason.agents import Doctor, Pharmacist
 from clinreason.config import Settings
 from clinreason.graph.nodes import Nodes
-from clinreason.graph.state import GraphState
+from clinreason.graph.state import GraphInput, GraphState
 from clinreason.graph.tracing import traced
 
 
@@ -20,9 +24,9 @@ def recursion_limit(max_rounds: int) -> int:
     return 2 * max_rounds + 12
 
 
-def build_graph(settings: Settings, doctor: Doctor, pharmacist: Pharmacist, checkpointer: Any) -> Any:
+def build_graph(settings: Settings, doctor: Doctor, pharmacist: Pharmacist, checkpointer: Any = None) -> Any:
     n = Nodes(settings, doctor, pharmacist)
-    g = StateGraph(GraphState)
+    g = StateGraph(GraphState, input_schema=GraphInput)
     for name, fn in {
         "intake": n.intake, "assess": n.assess, "retrieve": n.retrieve, "doctor": n.doctor_step,
         "pharmacist": n.pharmacist_step, "referral": n.referral_step, "gate": n.gate, "report": n.report,

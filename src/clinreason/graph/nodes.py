@@ -4,9 +4,12 @@ so a node re-run after an interrupt repeats no side effect."""
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import interrupt
 
 from clinreason import __version__
@@ -23,6 +26,7 @@ from clinreason.agents.models import (
 )
 from clinreason.config import Settings
 from clinreason.graph.citations import CitationStats, check_claim
+from clinreason.graph.configuration import Configuration
 from clinreason.graph.evidence import gather_evidence
 from clinreason.graph.report import render_report
 from clinreason.graph.safety import GateResult, safety_gate
@@ -41,8 +45,16 @@ from clinreason.graph.state import (
 from clinreason.knowledge.chunking import Chunk, current_kb_version
 from clinreason.knowledge.embeddings import model_id
 from clinreason.knowledge.retrieval import chunk_by_id, retrieval_fingerprint
-from clinreason.protocols.plan import Plan, Signoff, needs_signoff, treat_plan, validate_signoff
-from clinreason.protocols.registry import DEFAULT_PROTOCOL, legacy_chunk_id, resolve
+from clinreason.protocols.plan import (
+    InvalidSignoff,
+    Plan,
+    Signoff,
+    UnacknowledgedChecks,
+    needs_signoff,
+    treat_plan,
+    validate_signoff,
+)
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, legacy_chunk_id, registry, resolve
 
 
 def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
@@ -56,6 +68,15 @@ def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: Cit
         concerns = [Concern(**{**c.model_dump(), "claim": fix(c.claim)}) for c in obj.concerns]
         return obj.model_copy(update={"concerns": concerns, "summary": fix(obj.summary)})
     return obj.model_copy(update={k: [fix(c) for c in getattr(obj, k)] for k in ("reasons", "patient_advice", "avoid_agents")})
+
+
+def _locale_for(protocol_id: str, profile: str) -> str:
+    """The locale code that selects `profile` (a profile id or a locale code) in a protocol;
+    an unknown one is passed through for intake to refuse, naming locale_code."""
+    spec = registry().get(protocol_id)
+    if spec is None or profile in spec.locales:
+        return profile
+    return next((code for code, pid in spec.locales.items() if pid == profile), profile)
 
 
 @dataclass
@@ -86,11 +107,26 @@ class Nodes:
         return CitationStats(**(s.get("citation_stats") or {}))
 
     # --- pipeline steps ------------------------------------------------------------
-    def intake(self, s: GraphState) -> dict:
+    def intake(self, s: GraphState, config: RunnableConfig) -> dict:
         # The one validation of the request inside the graph (the service validated it before the run;
         # a run started elsewhere, e.g. by a LangGraph server, gets the same checks here).
-        req = resolve({**s["patient"], "protocol": s.get("protocol_id") or DEFAULT_PROTOCOL})
-        return {"protocol_id": req.protocol_id, "patient": req.patient_json, "rounds": [], "outcomes": [], "citation_stats": {}}
+        if s.get("protocol") is not None:
+            # The list fields append: a second assessment on one thread would mix two cases.
+            raise ValueError(f"thread already holds assessment {s.get('assessment_id')}: start a new thread per assessment")
+        conf = Configuration.from_runnable_config(config)
+        patient = dict(s["patient"])
+        named = patient.pop("protocol", None)
+        protocol_id = s.get("protocol_id") or named or conf.protocol or DEFAULT_PROTOCOL
+        if conf.profile and not patient.get("locale_code"):
+            patient["locale_code"] = _locale_for(protocol_id, conf.profile)
+        req = resolve({**patient, "protocol": protocol_id})
+        update: dict[str, Any] = {"protocol_id": req.protocol_id, "patient": req.patient_json, "citation_stats": {}}
+        # Pipeline runs bring their id and time; a server run is named by its thread.
+        if not s.get("assessment_id"):
+            update["assessment_id"] = str((config.get("configurable") or {}).get("thread_id") or uuid.uuid4().hex)
+        if not s.get("created_at"):
+            update["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        return update
 
     def assess(self, s: GraphState) -> dict:
         return {"protocol": request_of(s).evaluate().model_dump(mode="json")}
@@ -105,7 +141,7 @@ class Nodes:
         return {
             "agents_deadline": deadline,
             "proposal": _checked(proposal, ctx, stats).model_dump(),
-            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "outcomes": [outcome.model_dump()],
             "citation_stats": stats.model_dump(),
         }
 
@@ -119,8 +155,8 @@ class Nodes:
         rnd = Round(number=len(history) + 1, proposal=proposal, review=_checked(review, ctx, stats),
                     doctor_backend=doctor_backend, pharmacist_backend=outcome.backend)
         return {
-            "rounds": [*s.get("rounds", []), rnd.model_dump()],
-            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "rounds": [rnd.model_dump()],
+            "outcomes": [outcome.model_dump()],
             "citation_stats": stats.model_dump(),
         }
 
@@ -131,7 +167,7 @@ class Nodes:
         return {
             "agents_deadline": deadline,
             "referral": _checked(note, ctx, stats).model_dump(),
-            "outcomes": [*s.get("outcomes", []), outcome.model_dump()],
+            "outcomes": [outcome.model_dump()],
             "citation_stats": stats.model_dump(),
         }
 
@@ -163,12 +199,22 @@ class Nodes:
     def signoff(self, s: GraphState) -> dict:
         # Nothing before interrupt() may have side effects: the node re-runs from
         # its start when the graph resumes.
+        # A refused payload asks again (a further interrupt, carrying the field errors) rather than
+        # failing the run: a resume value that failed would be replayed by the next resume. On each
+        # re-run the earlier interrupts return their recorded values, so the loop ends where it paused.
+        # clinreason's Pipeline validates before resuming, so its payload passes the first time.
         gate = gate_of(s)
-        payload = interrupt({"assessment_id": s["assessment_id"], "plan": gate.plan.model_dump(mode="json"),
-                             "allowed_options": protocol_of(s).allowed_options,
-                             "blocking_checks": [c.model_dump() for c in gate.plan.blocking_checks]})
         req = request_of(s)
-        signoff = validate_signoff(payload, req, gate.plan)
+        ask = {"assessment_id": s["assessment_id"], "plan": gate.plan.model_dump(mode="json"),
+               "allowed_options": protocol_of(s).allowed_options,
+               "blocking_checks": [c.model_dump() for c in gate.plan.blocking_checks]}
+        while True:
+            payload = interrupt(ask)
+            try:
+                signoff = validate_signoff(payload, req, gate.plan)
+                break
+            except (InvalidSignoff, UnacknowledgedChecks) as refused:
+                ask = {**ask, "errors": refused.field_errors()}
         plan = gate.plan
         if signoff.action == "amend" and signoff.agent:
             plan = treat_plan(req.evaluate(), signoff.agent, f"amended by prescriber {signoff.prescriber_id}", "prescriber")

@@ -1,11 +1,19 @@
 """Graph state. Values are JSON-compatible so any checkpointer (SQLite,
-Postgres) stores and restores them exactly; `load_*` helpers give typed views."""
+Postgres) stores and restores them exactly; `load_*` helpers give typed views.
+
+List fields that grow during a run (evidence, rounds, outcomes) have reducers: a node returns
+only its new items and LangGraph appends them, so no node reads-and-rewrites the whole list.
+`GraphInput` is what a run is started with (the patient, optionally the protocol and ids), kept
+apart from the state so LangGraph Server and Studio show and validate only the input."""
 
 from __future__ import annotations
 
 import json
+import operator
 from functools import lru_cache
-from typing import Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs it before 3.12
 
 from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
 from clinreason.graph.evidence import Evidence
@@ -15,6 +23,25 @@ from clinreason.protocols.result import ProtocolResult
 from clinreason.protocols.spec import ProtocolSpec
 
 
+def append(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Reducer of the growing list fields: the update's items after the state's (None adds nothing)."""
+    return operator.add(left or [], right or [])
+
+
+class GraphInput(TypedDict, total=False):
+    """What a run starts from. A LangGraph Server run gives `patient` (a clinreason request: the
+    patient JSON, whose own `protocol` key is honoured) and optionally `protocol_id`; clinreason's
+    Pipeline also gives its assessment id, creation time and a FHIR input's provenance. Intake fills
+    what is absent: the protocol from the run's configuration (else the default), the assessment
+    id from the thread id, the creation time from the clock."""
+
+    patient: Required[dict[str, Any]]
+    protocol_id: str
+    assessment_id: str
+    created_at: str
+    input_sources: dict[str, Any] | None
+
+
 class GraphState(TypedDict, total=False):
     assessment_id: str
     created_at: str
@@ -22,11 +49,11 @@ class GraphState(TypedDict, total=False):
     patient: dict[str, Any]  # the validated patient, JSON form of the protocol's input model
     input_sources: dict[str, Any] | None  # a FHIR input's provenance: field -> resource and path, resources not used
     protocol: dict[str, Any]  # ProtocolResult
-    evidence: list[dict[str, Any]]  # Evidence: chunk ids and why they were retrieved
-    rounds: list[dict[str, Any]]  # Round
+    evidence: Annotated[list[dict[str, Any]], append]  # Evidence: chunk ids and why they were retrieved
+    rounds: Annotated[list[dict[str, Any]], append]  # Round
     proposal: dict[str, Any] | None  # current doctor Proposal
     referral: dict[str, Any] | None  # ReferralNote
-    outcomes: list[dict[str, Any]]  # AgentOutcome of every agent call (backends, fallbacks, vetoed bounds)
+    outcomes: Annotated[list[dict[str, Any]], append]  # AgentOutcome of every agent call (backends, fallbacks, vetoed bounds)
     agents_deadline: float  # wall-clock time after which the rules backend answers without an LLM call
     gate: dict[str, Any]  # GateResult
     signoff: dict[str, Any] | None
