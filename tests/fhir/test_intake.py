@@ -346,3 +346,15 @@ def test_a_lab_history_takes_the_latest_result(hl7_resource):
     ignored = {i.resource: i.reason for i in intake.ignored}
     assert ignored["Observation/egfr0"] == ignored["Observation/egfr2"] == "egfr_ml_min: superseded by a later result (2026-11-20)"
     assert intake.validated.evaluate().decision == "refer_complicated"
+
+
+def test_without_the_fhir_models_a_bundle_is_a_clear_problem(monkeypatch):
+    """No `fhir` extra: FhirUnavailable (503 over the API), never an ImportError (a 500)."""
+    from clinreason.fhir import models
+
+    def missing(name: str):
+        raise ImportError(f"No module named {name!r}")
+    monkeypatch.setattr(models.importlib, "import_module", missing)
+    with pytest.raises(models.FhirUnavailable) as exc:
+        intake_bundle(bundle(patient(40, "female")), today=TODAY)
+    assert exc.value.status == 503 and "pip install 'clinreason[fhir]'" in str(exc.value)

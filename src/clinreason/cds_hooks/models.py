@@ -186,7 +186,7 @@ class Bundle(_In):
 
 
 class PatientViewContext(_Context):
-    pass
+    """patient-view's context is the common one: the user, the patient and the encounter."""
 
 
 class OrderSignContext(_Context):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clinreason.fhir import codes
+from clinreason.fhir.intake import referenced_medication
 from clinreason.formulary import Formulary
 
 
@@ -30,12 +31,8 @@ class DraftOrder:
 def _concepts(order: dict[str, Any], index: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(order.get("medicationCodeableConcept"), dict):
         return [order["medicationCodeableConcept"]]
-    ref = (order.get("medicationReference") or {}).get("reference")
-    if not isinstance(ref, str):
-        return []
-    contained = {f"#{c.get('id')}": c for c in order.get("contained") or [] if isinstance(c, dict)}
-    med = contained.get(ref) or index.get(ref)
-    if not isinstance(med, dict):
+    med = referenced_medication(order, index)
+    if med is None:
         return []
     ingredients = [i["itemCodeableConcept"] for i in med.get("ingredient") or [] if isinstance(i, dict) and "itemCodeableConcept" in i]
     return [c for c in [med.get("code"), *ingredients] if isinstance(c, dict)]

@@ -133,14 +133,6 @@ def _run_full(data: dict[str, Any], sources: dict[str, Any] | None = None) -> As
         return pipeline.run(patient, progress=lambda node: status.update(f"{node} done"), input_sources=sources)
 
 
-def _from_bundle(bundle: dict[str, Any], protocol: str | None, locale: str | None) -> tuple[Any, dict[str, Any]]:
-    """A FHIR Bundle's validated request and where each field came from (errors name the FHIR path)."""
-    from clinreason.fhir.intake import intake_bundle
-
-    intake = intake_bundle(bundle, protocol_id=protocol, locale_code=locale)
-    return intake.validated, intake.provenance()
-
-
 @reported()
 def assess_cmd(
     file: Annotated[Path | None, typer.Argument(help="Patient JSON file, or a FHIR R4 Bundle (docs/fhir-and-cds-hooks.md).",
@@ -159,7 +151,9 @@ def assess_cmd(
         raise InvalidInput(f"--mode must be one of {', '.join(MODES)}")
     data = load_input(file, sample)
     if isinstance(data, dict) and data.get("resourceType") == "Bundle":
-        request, sources = _from_bundle(data, protocol, locale)
+        from clinreason.fhir.intake import read_request
+
+        request, sources = read_request(data, fhir=True, protocol=protocol, locale_code=locale)
         if mode == "full":
             result = _run_full(request, sources)
         else:

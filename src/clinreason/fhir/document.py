@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clinreason.assessment import Assessment
-from clinreason.errors import ClinreasonError, InvalidInput
+from clinreason.errors import InvalidInput
 from clinreason.fhir import narrative
+from clinreason.fhir.codes import GENDERS, LOINC, SNOMED, UCUM
+from clinreason.fhir.models import r4
 from clinreason.protocols.registry import get_spec
 from clinreason.protocols.result import Caution, Exclusion, Regimen
 from clinreason.protocols.spec import ProtocolSpec
@@ -31,9 +33,6 @@ from clinreason.rendering import report_document
 from clinreason.rendering.notification import regimen_words, route_words, status_words
 
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:clinreason:fhir-document")
-UCUM = "http://unitsofmeasure.org"
-LOINC = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
 GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 RFC3986 = "urn:ietf:rfc:3986"
@@ -44,7 +43,6 @@ REFERRAL_CODE = {"coding": [{"system": SNOMED, "code": "3457005", "display": "Pa
 EMPTY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/list-empty-reason", "code": "unavailable"}]}
 ORAL_ROUTES = {"po", "oral"}
 ORAL = {"system": SNOMED, "code": "26643006", "display": "Oral route"}
-GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 # Caution severity -> DetectedIssue.severity; an exclusion takes the option away: high.
 SEVERITY = {"major": "high", "moderate": "moderate", "minor": "low", "counsel": "low"}
 # Urgency of the decision table -> ServiceRequest.priority (request-priority); "none" has no priority.
@@ -60,15 +58,6 @@ _INSTANT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)
 # Report headings -> the entries that section states (lower case); the Summary states them all.
 SECTION_ENTRIES = {"summary": ("request", "exclusion", "caution"), "plan": ("request",), "referral": ("request",),
                    "medication review": ("caution",), "pharmacist review": ("caution",)}
-
-
-class FhirUnavailable(ClinreasonError):
-    """The FHIR models (the `fhir` extra) are not installed on this server; the other formats still work."""
-
-    status = 503
-    exit_code = 5
-    problem_type = "fhir-unavailable"
-    title = "FHIR output unavailable"
 
 
 class NotADocument(InvalidInput):
@@ -105,7 +94,7 @@ def _patient(url: str, patient: Mapping[str, Any] | None) -> dict[str, Any]:
     said = [f"Age {age}" if age is not None else "Age not recorded", f"sex assigned at birth {sex.replace('_', ' ')}" if sex else
             "sex not recorded"]
     return _resource(url, "Patient", narrative.plain(", ".join(said) + ".", "Direct identifiers are not held by clinreason."),
-                     gender=GENDER.get(sex.lower()))
+                     gender=GENDERS.get(sex.lower()))
 
 
 def _device(url: str, a: Assessment) -> dict[str, Any]:
@@ -266,8 +255,4 @@ def _prescriber(prescriber_id: str) -> dict[str, Any]:
 def validated(bundle: dict[str, Any]) -> dict[str, Any]:
     """`bundle` parsed strictly by fhirclient's R4 models (FHIRValidationError if it is not valid R4),
     as the models re-serialise it."""
-    try:
-        from fhirclient.models.bundle import Bundle
-    except ImportError as exc:
-        raise FhirUnavailable("the FHIR models are not installed (pip install 'clinreason[fhir]')") from exc
-    return Bundle(bundle, strict=True).as_json()
+    return r4("bundle", "Bundle")(bundle, strict=True).as_json()

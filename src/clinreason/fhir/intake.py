@@ -14,6 +14,7 @@ value that cannot be read is a field error naming the FHIR path. Resources left 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cached_property
@@ -21,6 +22,7 @@ from typing import Any
 
 from clinreason.errors import FieldError, InvalidPatient
 from clinreason.fhir import codes
+from clinreason.fhir.models import r4
 from clinreason.fhir.questionnaire import answer_to_value, field_items, protocol_of_canonical
 from clinreason.fhir.units import convert
 from clinreason.protocols.fhir_map import CodeSet, FhirMapping
@@ -170,6 +172,21 @@ def intake_bundle(bundle: Any, *, protocol_id: str | None = None, locale_code: s
     return FhirIntake(spec, {**request, "protocol": spec.id}, sources, found.ignored)
 
 
+def read_request(body: Any, *, fhir: bool = False, protocol: str | None = None,
+                 locale_code: str | None = None) -> tuple[Validated, dict[str, Any] | None]:
+    """A request as an interface receives it (REST, MCP): the protocol's patient JSON, or a FHIR Bundle
+    with its provenance. A Bundle is read as FHIR whether or not it was declared (`fhir`): it cannot be
+    a patient. `protocol` and `locale_code` select for a Bundle only; a JSON patient names them itself."""
+    if fhir or (isinstance(body, dict) and body.get("resourceType") == "Bundle"):
+        intake = intake_bundle(body, protocol_id=protocol, locale_code=locale_code)
+        return intake.validated, intake.provenance()
+    given = [name for name, value in (("protocol", protocol), ("locale_code", locale_code)) if value is not None]
+    if given:
+        raise InvalidPatient([FieldError(name, "for a FHIR Bundle only: a JSON patient names it in the request", "extra_forbidden")
+                              for name in given])
+    return resolve(body), None
+
+
 # --- the Bundle -----------------------------------------------------------------------
 def _entries(bundle: Any) -> list[tuple[str | None, dict[str, Any]]]:
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
@@ -187,12 +204,10 @@ def _entries(bundle: Any) -> list[tuple[str | None, dict[str, Any]]]:
 def _validate_r4(bundle: dict[str, Any]) -> None:
     """Parse with fhirclient's R4 models: wrong element types, unknown elements and missing required
     elements are field errors naming the element."""
-    from fhirclient.models.bundle import Bundle
-    from fhirclient.models.fhirabstractbase import FHIRValidationError
-
+    bundle_model, invalid = r4("bundle", "Bundle"), r4("fhirabstractbase", "FHIRValidationError")
     try:
-        Bundle(bundle, strict=True)
-    except FHIRValidationError as exc:
+        bundle_model(bundle, strict=True)
+    except invalid as exc:
         raise InvalidPatient(_fhir_errors(exc)) from None
     except Exception as exc:  # fhirclient raises plain errors for an unknown resourceType and the like
         raise InvalidPatient([FieldError("Bundle", f"not a valid FHIR R4 Bundle: {exc}", "fhir")]) from None
@@ -367,7 +382,7 @@ def _medication_texts(r: dict[str, Any], index: dict[str, Any]) -> list[tuple[st
     if "medicationCodeableConcept" in r:
         return _concept_entries(r["medicationCodeableConcept"], "medicationCodeableConcept")
     ref = (r.get("medicationReference") or {}).get("reference") or ""
-    med = next((c for c in r.get("contained") or [] if ref == f"#{c.get('id')}"), None) if ref.startswith("#") else index.get(ref)
+    med = referenced_medication(r, index)
     if med is None:
         return [(f"unresolved medication reference {ref or '(none)'}", "medicationReference")]  # unrecognised: fail-safe
     where = f"medicationReference({ref})"
@@ -375,6 +390,18 @@ def _medication_texts(r: dict[str, Any], index: dict[str, Any]) -> list[tuple[st
     if parts:
         return [e for i, concept in parts for e in _concept_entries(concept, f"{where}.ingredient[{i}].itemCodeableConcept")]
     return _concept_entries(med.get("code"), f"{where}.code")
+
+
+def referenced_medication(r: dict[str, Any], index: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Medication a medicationReference names: contained ("#id"), or in the Bundle by "Type/id" or fullUrl."""
+    ref = (r.get("medicationReference") or {}).get("reference")
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith("#"):
+        med = next((c for c in r.get("contained") or [] if isinstance(c, dict) and ref == f"#{c.get('id')}"), None)
+    else:
+        med = index.get(ref)
+    return med if isinstance(med, dict) else None
 
 
 def _concept_entries(concept: dict[str, Any] | None, path: str) -> list[tuple[str, str]]:

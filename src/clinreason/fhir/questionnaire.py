@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from clinreason.fhir.models import r4
 from clinreason.protocols.plain import field_label
 from clinreason.protocols.spec import ProtocolSpec
 
@@ -81,8 +82,6 @@ def _items(spec: ProtocolSpec, model: type[BaseModel], prefix: str, settled: set
 
 def questionnaire(spec: ProtocolSpec) -> dict[str, Any]:
     """The protocol's Questionnaire resource (FHIR R4), validated with fhirclient's models."""
-    from fhirclient.models.questionnaire import Questionnaire
-
     resource = {
         "resourceType": "Questionnaire", "id": spec.id, "url": canonical_url(spec.id), "version": spec.version,
         "name": "".join(w.capitalize() for w in spec.id.split("-")), "title": f"{spec.title}: assessment questions",
@@ -92,7 +91,7 @@ def questionnaire(spec: ProtocolSpec) -> dict[str, Any]:
                        "Bundle holds that resource.",
         "item": _items(spec, spec.input_model, "", spec.fhir.mapped_fields(), True),
     }
-    return Questionnaire(resource, strict=True).as_json()
+    return r4("questionnaire", "Questionnaire")(resource, strict=True).as_json()
 
 
 @cache

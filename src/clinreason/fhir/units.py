@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from clinreason.fhir.codes import UCUM
+
 # unit kept -> {UCUM code or common printed form: factor to it}. Sources: UCUM 2.1 (ucum.org) for the
 # codes; 1 [lb_av] = 0.45359237 kg (international avoirdupois pound, UCUM); eGFR is reported per
 # 1.73 m2 and creatinine clearance without it, both read as mL/min by the protocols' rules.
@@ -22,7 +24,7 @@ def convert(quantity: dict[str, object], unit: str) -> float:
         # "<30" or ">60" is a bound, not a measurement: the protocols' thresholds need the number.
         raise ValueError(f"the value is a bound ({quantity['comparator']}{value:g}), not a measured value")
     table = CONVERSIONS[unit]
-    code = quantity.get("code") if quantity.get("system") == "http://unitsofmeasure.org" else None
+    code = quantity.get("code") if quantity.get("system") == UCUM else None
     printed = quantity.get("unit")
     for given in (code, printed):
         if isinstance(given, str) and given in table:

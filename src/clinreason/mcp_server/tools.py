@@ -16,11 +16,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from clinreason.assessment import Assessment, assess, validate
-from clinreason.errors import ClinreasonError, FieldError, InvalidInput, InvalidPatient
+from clinreason.assessment import Assessment, assess
+from clinreason.errors import ClinreasonError, InvalidInput
 from clinreason.mcp_server.models import KnowledgeHits, ProtocolInfo, ProtocolList, Report, RuleExplanation
 from clinreason.mcp_server.runtime import Identify, Runtime, local_user
-from clinreason.protocols.registry import Validated, get_spec, registry
+from clinreason.protocols.registry import get_spec, registry
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,6 @@ def require(identify: Identify, ctx: Context, permission: str) -> Any:
     return key
 
 
-def parse_request(request: dict[str, Any], protocol: str | None, locale_code: str | None) -> tuple[Validated, dict[str, Any] | None]:
-    """A patient JSON, or a FHIR Bundle (with its provenance); `protocol` and `locale_code` are for a Bundle only."""
-    if request.get("resourceType") == "Bundle":
-        from clinreason.fhir.intake import intake_bundle
-
-        intake = intake_bundle(request, protocol_id=protocol, locale_code=locale_code)
-        return intake.validated, intake.provenance()
-    for name, value in (("protocol", protocol), ("locale_code", locale_code)):
-        if value is not None:
-            raise InvalidPatient([FieldError(name, "for a FHIR Bundle only: a JSON patient names it in the request", "extra_forbidden")])
-    return validate(request), None
-
-
 def build_server(runtime: Runtime, identify: Identify = local_user) -> MCPServer:
     """The server over `runtime`; `identify(ctx)` names the caller's API key (None: the local user)."""
     server = MCPServer("clinreason", version="0.1.0", instructions=INSTRUCTIONS)
@@ -100,7 +87,9 @@ def build_server(runtime: Runtime, identify: Identify = local_user) -> MCPServer
     ) -> Assessment:
         with tool_errors():
             key = require(identify, ctx, "create")
-            patient, sources = parse_request(request, protocol, locale_code)
+            from clinreason.fhir.intake import read_request
+
+            patient, sources = read_request(request, protocol=protocol, locale_code=locale_code)
             if mode == "deterministic":
                 result = assess(patient, mode="deterministic")
                 return result.model_copy(update={"input_sources": sources}) if sources else result

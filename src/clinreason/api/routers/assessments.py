@@ -26,8 +26,8 @@ from clinreason.api.deps import (
 from clinreason.api.openapi import REF, body_schema
 from clinreason.api.problems import PROBLEM_SCHEMA, problem_responses
 from clinreason.api.schemas import AssessmentPage, AssessmentSummary
-from clinreason.assessment import Assessment, assess, validate
-from clinreason.errors import FieldError, InvalidPatient, NotAcceptable
+from clinreason.assessment import Assessment, assess
+from clinreason.errors import NotAcceptable
 from clinreason.protocols.registry import Validated, registry
 from clinreason.rendering import (
     Document,
@@ -107,20 +107,12 @@ async def create_assessment(request: Request, key: CreateKey, request_body: Pati
 
 
 def parse_body(body: Any, content_type: str, protocol: str | None, locale_code: str | None) -> tuple[Validated, dict[str, Any] | None]:
-    """The validated request and, for a FHIR Bundle, where each field came from. A Bundle is read as
-    FHIR whether it is declared application/fhir+json or application/json: it cannot be a patient."""
-    from clinreason.fhir.intake import FHIR_JSON
+    """The validated request and, for a FHIR Bundle (declared application/fhir+json, or any Bundle),
+    where each field came from."""
+    from clinreason.fhir.intake import FHIR_JSON, read_request
 
-    is_fhir = content_type.split(";", 1)[0].strip().lower() == FHIR_JSON
-    if is_fhir or (isinstance(body, dict) and body.get("resourceType") == "Bundle"):
-        from clinreason.fhir.intake import intake_bundle
-
-        intake = intake_bundle(body, protocol_id=protocol, locale_code=locale_code)
-        return intake.validated, intake.provenance()
-    if protocol is not None or locale_code is not None:
-        raise InvalidPatient([FieldError("protocol" if protocol is not None else "locale_code",
-                                         "a query parameter for a FHIR Bundle only: a JSON patient names it in the body", "extra_forbidden")])
-    return validate(body), None
+    declared = content_type.split(";", 1)[0].strip().lower() == FHIR_JSON
+    return read_request(body, fhir=declared, protocol=protocol, locale_code=locale_code)
 
 
 def idempotent_replay(state: AppState, key: ApiKey, idem: str, body: Any, mode: str,
