@@ -1,15 +1,15 @@
 """REST load benchmark: throughput and latency at several concurrencies.
 
     python benchmarks/bench_api.py [--requests 400] [--concurrency 1,8,32] [--workers 1]
-    python benchmarks/bench_api.py --compare 6d6b76d [--rounds 3] [--concurrency 8]
+    python benchmarks/bench_api.py --baseline REV [--rounds 3] [--concurrency 8]
 
 Starts `clinreason serve` on a free local port (own data dir, rate limit
 lifted), creates a key, warms up, then for each mode (deterministic, full
 offline) and concurrency sends the sample patients round-robin with an
 async httpx client. Reports requests/s, p50/p95 latency, errors and the
-server's CPU per request. With --compare, the earlier commit's src/ is served
-too, interleaved round by round with the working tree (a fresh server each), and
-the medians are compared.
+server's CPU per request. With --baseline, that commit (a temporary git worktree)
+is served too, interleaved round by round with the working tree (a fresh server
+each), and the medians are compared with the machine's load.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
-from revisions import ROOT, export_src
+from revisions import ROOT, baseline_tree, load_note, tree_env, trees
 
 from clinreason.samples import load_sample, sample_index
 
@@ -83,17 +83,21 @@ class Served:
 
     def __init__(self, src: Path, workers: int, data_dir: Path | None = None):
         data_dir = data_dir or Path(os.environ.get("CLINREASON_DATA_DIR") or tempfile.mkdtemp(prefix="clinreason-bench-api-"))
-        self.env = {**os.environ, "CLINREASON_RATE_LIMIT": "100000000", "PYTHONPATH": str(src), "CLINREASON_DATA_DIR": str(data_dir)}
+        self.env = tree_env(src, data_dir, CLINREASON_RATE_LIMIT="100000000")
         # A global admin: the same command on every release (sites came in 0.2).
         self.key = subprocess.run([sys.executable, "-m", "clinreason.cli", "keys", "create", "--name", "bench", "--role", "admin"],
                                   env=self.env, capture_output=True, text=True, check=True, cwd=tempfile.gettempdir()).stdout.strip()
+        # The index (and whatever else `kb build` prepares) is built before the server starts, as an
+        # operator would; the server then only opens it.
+        subprocess.run([sys.executable, "-m", "clinreason.cli", "kb", "build"], env=self.env, capture_output=True, check=True,
+                       cwd=tempfile.gettempdir())
         self.url = f"http://127.0.0.1:{free_port()}"
         self.proc = subprocess.Popen([sys.executable, "-m", "clinreason.cli", "serve", "--port", self.url.rsplit(":", 1)[1],
                                       "--workers", str(workers)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
 
     def __enter__(self) -> Served:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900  # a loaded machine
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
@@ -122,34 +126,33 @@ class Served:
                 "cpu": (cpu_seconds(pids) - cpu0) / requests * 1000}
 
 
-# The default protocol's samples: an earlier tree (before protocols were plug-ins) serves them too.
-PATIENTS = [p for p in (load_sample(n) for n in sample_index()) if "protocol" not in p]
+PATIENTS = [load_sample(n) for n in sample_index()]  # every protocol's samples
 MODES = ("deterministic", "full")
 
 
 def compare(rev: str, args: argparse.Namespace) -> None:
     """Interleaved rounds (REV, working tree, REV, ...): each round a fresh server per tree, same requests."""
-    load_before = os.getloadavg()
+    load_before = load_note()
     concurrency = int(args.concurrency.split(",")[0]) if "," not in args.concurrency else 8
-    with tempfile.TemporaryDirectory(prefix="bench-api-base-") as tmp:
-        trees = {rev: export_src(rev, Path(tmp)), "working tree": ROOT / "src"}
+    with tempfile.TemporaryDirectory(prefix="bench-api-base-") as tmp, baseline_tree(rev) as base_src:
+        names = trees(rev, base_src)
         # One data dir per tree, kept across rounds (each release has its own store schema); the first
         # server of each builds its index before it is ready, outside the measurement.
-        data_dirs = {name: Path(tmp) / f"data-{i}" for i, name in enumerate(trees)}
-        results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in trees}
+        data_dirs = {name: Path(tmp) / f"data-{i}" for i, name in enumerate(names)}
+        results: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in names}
         for r in range(args.rounds):
-            for name, src in trees.items():
+            for name, src in names.items():
                 with Served(src, args.workers, data_dirs[name]) as server:
                     results[name].append({mode: server.measure(mode, concurrency, args.requests) for mode in MODES})
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    load_after = os.getloadavg()
+    load_after = load_note()
 
     def med(name: str, mode: str, key: str) -> float:
         return statistics.median(round_[mode][key] for round_ in results[name])
 
     print(f"REST load: {rev} vs working tree, {args.rounds} interleaved rounds x {args.requests} requests, "
           f"concurrency {concurrency}, {args.workers} worker(s), {os.cpu_count()} cores")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}\n")
+    print(f"{load_before} before, {load_after} after\n")
     print(f"| mode | {rev} req/s / p50 ms / CPU ms/req | working tree req/s / p50 ms / CPU ms/req | throughput ratio | errors |")
     print("|---|---|---|---|---|")
     names = list(results)
@@ -164,11 +167,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--compare", metavar="REV", help="also serve this git revision's src/, interleaved, and compare (concurrency 8)")
+    ap.add_argument("--baseline", "--compare", dest="baseline", metavar="REV",
+                    help="also serve this commit (a temporary git worktree), interleaved, and compare (concurrency 8)")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    if args.compare:
-        compare(args.compare, args)
+    if args.baseline:
+        compare(args.baseline, args)
         return
     with Served(ROOT / "src", args.workers) as server:
         print(f"REST load, {args.requests} requests per cell, {args.workers} worker(s), {os.cpu_count()} cores")

@@ -1,171 +1,184 @@
-"""Full pipeline benchmark.
+"""Full pipeline benchmark: warm offline CPU per assessment, and the LLM backend's round 1.
 
-    python benchmarks/bench_pipeline.py [--runs 200] [--cold 5] [--latency 0.3] [--protocol ID]
-    python benchmarks/bench_pipeline.py --compare REV [--rounds 3] [--runs 200] [--cold 5]
+    python benchmarks/bench_pipeline.py [--baseline REV] [--rounds 3] [--runs 200] [--latency 0.3]
 
-1. Offline (rules backend), warm process: p50/p95 per assessment over the
-   sample patients (SQLite checkpointer and store included).
-2. Cold CLI: wall time of `clinreason assess --sample ...` in a fresh process
-   (index and caches already on disk, as after a first run).
-3. LLM backend against the scripted local server adding --latency seconds per
-   call: LLM calls per assessment, how many are sequential on the critical
-   path, and wall time.
+Each tree (REV's, in a temporary git worktree, and the working tree) runs in its own process
+with its own data dir, interleaved for --rounds rounds, so load affects both alike:
 
---protocol limits 1 to one protocol's samples (default: every protocol's,
-reported per protocol). --compare REV runs 1 and 2 for that git revision's src/
-and the working tree in separate processes, interleaved for --rounds rounds,
-on the samples both trees bundle, and prints medians, CPU and the load.
+1. Offline (rules backend), warm process: wall p50/p95 and CPU per assessment over every
+   bundled sample (SQLite checkpointer and store included), per protocol and overall.
+2. LLM backend against the scripted local server at a fixed --latency per call: round 1's wall
+   time (from the end of retrieval to the end of the pharmacist's first review), when the
+   doctor proposes the protocol's first allowed option ("agrees") and when it proposes another
+   ("differs"), on samples whose plan is treatment; and the calls per assessment.
+
+Prints each figure as a before/after pair with the ratio, and the machine's load. Without
+--baseline only the working tree runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-os.environ.setdefault("CLINREASON_DATA_DIR", tempfile.mkdtemp(prefix="clinreason-bench-"))
+from revisions import baseline_tree, load_note, tree_env, trees  # noqa: E402
 
-from fake_openai import FakeOpenAI, Reply  # noqa: E402
-from revisions import ROOT, export_src  # noqa: E402
-
-from clinreason.config import Settings  # noqa: E402
-from clinreason.pipeline import Pipeline  # noqa: E402
-from clinreason.samples import load_sample, sample_index  # noqa: E402
+TREAT_SAMPLES = ("uncomplicated", "raas-nitrofurantoin-allergy", "lyme-warfarin-caution")
 
 
-def pct(values: list[float]) -> str:
-    s = sorted(values)
-    return f"p50 {statistics.median(s):7.1f} ms  p95 {s[int(0.95 * (len(s) - 1))]:7.1f} ms"
+def _allowed(prompt: str) -> list[str]:
+    return [line.split(" ")[1] for line in prompt.splitlines() if line.startswith("- ") and line.endswith("SELECTABLE")]
 
 
-def cooperative(req: dict) -> Reply:
-    """A well-behaved model: the doctor picks the first allowed agent, the pharmacist approves."""
+def cooperative(req: dict) -> Any:
+    """A well-behaved model: the doctor picks the first allowed option, the pharmacist approves."""
+    return _answer(req, differ=False)
+
+
+def contrary(req: dict) -> Any:
+    """The doctor does not propose the first allowed option: it escalates to a human prescriber (a
+    later option without a reason the bounds accept would be replaced by the rules backend's first)."""
+    return _answer(req, differ=True)
+
+
+def _answer(req: dict, differ: bool) -> Any:
+    from fake_openai import Reply
+
     prompt = req["messages"][-1]["content"]
-    allowed = [line.split(" ")[1] for line in prompt.splitlines() if line.startswith("- ") and line.endswith("SELECTABLE")]
+    allowed = _allowed(prompt)
     if "write the referral note" in prompt:
         return Reply.json({"urgency": "within_24_48h", "reasons": [{"text": "Referral per protocol.", "citations": []}],
                            "patient_advice": [{"text": "See a physician.", "citations": []}], "avoid_agents": []})
     if req["model"] == "doctor-model":
-        return Reply.json({"action": "treat", "agent": allowed[0], "rationale": [{"text": "First allowed agent.", "citations": []}]})
+        if differ:
+            return Reply.json({"action": "escalate", "agent": None,
+                               "rationale": [{"text": "A prescriber should decide for this patient.", "citations": []}]})
+        return Reply.json({"action": "treat", "agent": allowed[0], "rationale": [{"text": "The first allowed option.", "citations": []}]})
     return Reply.json({"verdict": "approve", "concerns": [], "suggested_agent": None, "summary": {"text": "Checked.", "citations": []}})
 
 
-def warm(names: list[str], runs: int) -> dict[str, float]:
-    """Warm offline pipeline over these samples: p50/p95 wall and CPU per assessment (ms)."""
+def warm(runs: int) -> dict[str, dict[str, float]]:
+    """Warm offline pipeline: per protocol and overall, p50/p95 wall and CPU per assessment (ms)."""
+    from clinreason.config import Settings
+    from clinreason.pipeline import Pipeline
+    from clinreason.samples import load_sample, sample_index, sample_protocol
+
+    names = sample_index()
     patients = [load_sample(n) for n in names]
-    offline = Pipeline(Settings())
+    pipeline = Pipeline(Settings())
     for p in patients:  # first pass builds the index and fills the caches
-        offline.run(p)
-    times = []
-    cpu0 = time.process_time()
-    for i in range(runs):
-        t0 = time.perf_counter()
-        offline.run(patients[i % len(patients)])
-        times.append((time.perf_counter() - t0) * 1000)
-    s = sorted(times)
-    return {"p50": statistics.median(s), "p95": s[int(0.95 * (len(s) - 1))], "cpu": (time.process_time() - cpu0) * 1000 / runs}
-
-
-def cold(runs: int, sample: str = "warfarin", env: dict[str, str] | None = None) -> list[float]:
-    out = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "clinreason.cli", "assess", "--sample", sample], check=True, env=env,
-                       stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
-        out.append((time.perf_counter() - t0) * 1000)
+        pipeline.run(p)
+    groups: dict[str, list[int]] = {"all": list(range(len(names)))}
+    for i, n in enumerate(names):
+        groups.setdefault(sample_protocol(n), []).append(i)
+    out = {}
+    for group, idx in groups.items():
+        times, cpu0 = [], time.process_time()
+        for i in range(runs):
+            t0 = time.perf_counter()
+            pipeline.run(patients[idx[i % len(idx)]])
+            times.append((time.perf_counter() - t0) * 1000)
+        s = sorted(times)
+        out[group] = {"p50": statistics.median(s), "p95": s[int(0.95 * (len(s) - 1))], "cpu": (time.process_time() - cpu0) * 1000 / runs}
     return out
 
 
-def _worker(names: list[str], runs: int, cold_runs: int) -> dict[str, float]:
-    result = warm(names, runs)
-    c = cold(cold_runs, env=dict(os.environ))
-    return {**result, "cold": statistics.median(c)}
+def llm_round1(latency: float, repeats: int) -> dict[str, float]:
+    """Round 1 wall time (ms, median over the treatment samples) with the doctor agreeing and differing."""
+    from fake_openai import FakeOpenAI
+
+    from clinreason.config import Settings
+    from clinreason.pipeline import Pipeline
+    from clinreason.samples import load_sample
+
+    out: dict[str, float] = {}
+    for label, handler in (("agrees", cooperative), ("differs", contrary)):
+        with FakeOpenAI(latency=latency, handler=handler) as server:
+            pipeline = Pipeline(Settings(agent_backend="llm", llm_base_url=server.base_url, llm_api_key="k", doctor_model="doctor-model",
+                                         pharmacist_model="pharmacist-model", llm_timeout=10, llm_max_retries=0))
+            walls, calls = [], []
+            for _ in range(repeats):
+                for name in TREAT_SAMPLES:
+                    marks: dict[str, float] = {}
+
+                    def progress(node: str, marks: dict[str, float] = marks) -> None:
+                        marks.setdefault(node, time.perf_counter())  # the first time each node finishes
+
+                    before = len(server.chat_requests)
+                    pipeline.run(load_sample(name), progress=progress)
+                    walls.append((marks["pharmacist"] - marks["assess" if "assess" in marks else "retrieve"]) * 1000)
+                    calls.append(len(server.chat_requests) - before)
+            out[label] = statistics.median(walls)
+            out[f"{label} calls"] = statistics.median(calls)
+    return out
 
 
-def compare(rev: str, runs: int, cold_runs: int, rounds: int) -> None:
-    load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp:
-        trees = {rev: export_src(rev, Path(tmp)), "working tree": ROOT / "src"}
-        data = {name: tempfile.mkdtemp(prefix="bench-pipe-data-") for name in trees}  # one index per tree
-        names = sorted(set(json.loads((trees[rev] / "clinreason" / "samples" / "index.json").read_text()))
-                       & set(sample_index())) if (trees[rev] / "clinreason" / "samples" / "index.json").exists() else sorted(sample_index())
-        results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-        for r in range(rounds):
-            for name, src in trees.items():
-                env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{Path(__file__).resolve().parent}{os.pathsep}"
-                       f"{ROOT / 'tests'}", "CLINREASON_DATA_DIR": data[name]}
-                out = subprocess.run([sys.executable, __file__, "--worker", "--runs", str(runs), "--cold", str(cold_runs),
-                                      "--samples", ",".join(names)], env=env, capture_output=True, text=True, check=True,
-                                     cwd=tempfile.gettempdir())
-                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"round {r + 1}/{rounds} done", file=sys.stderr)
-    load_after = os.getloadavg()
+def worker(runs: int, latency: float, repeats: int) -> dict[str, Any]:
+    return {"warm": warm(runs), "llm": llm_round1(latency, repeats)}
 
-    def med(name: str, key: str) -> float:
-        return statistics.median(run[key] for run in results[name])
 
-    print(f"full offline pipeline: {rev} vs working tree, {rounds} interleaved rounds, {runs} warm runs over the "
-          f"{len(names)} samples both bundle, {cold_runs} cold CLI runs per round")
-    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores)\n")
-    print(f"| measure | {rev} | working tree | ratio |")
-    print("|---|---|---|---|")
-    for key, label in (("p50", "warm p50 (ms)"), ("p95", "warm p95 (ms)"), ("cpu", "warm CPU per assessment (ms)"),
-                       ("cold", "cold `assess --sample warfarin`, median (ms)")):
-        a, b = med(rev, key), med("working tree", key)
-        print(f"| {label} | {a:.1f} | {b:.1f} | {b / a:.2f}x |")
+def run_tree(src: Path, data: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", "--runs", str(args.runs), "--latency", str(args.latency), "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, env=tree_env(src, data), capture_output=True, text=True, check=True, cwd=tempfile.gettempdir())
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="full pipeline benchmark")
-    ap.add_argument("--runs", type=int, default=200)
-    ap.add_argument("--cold", type=int, default=5)
-    ap.add_argument("--latency", type=float, default=0.3)
-    ap.add_argument("--protocol", help="only this protocol's samples (default: each protocol's, reported apart)")
-    ap.add_argument("--compare", metavar="REV", help="also run this git revision's src/, interleaved, and compare")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baseline", metavar="REV", help="the commit to compare with (a temporary git worktree)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each a fresh process per tree)")
+    ap.add_argument("--runs", type=int, default=200, help="warm assessments per protocol group and round")
+    ap.add_argument("--latency", type=float, default=0.3, help="seconds the scripted LLM server takes per call")
+    ap.add_argument("--repeats", type=int, default=1, help="LLM runs of each treatment sample per round")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--samples", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(_worker(args.samples.split(","), args.runs, args.cold)))
+        print(json.dumps(worker(args.runs, args.latency, args.repeats)))
         return
-    if args.compare:
-        compare(args.compare, args.runs, args.cold, args.rounds)
-        return
-    from clinreason.samples import sample_protocol
+    load_before = load_note()
+    base = baseline_tree(args.baseline) if args.baseline else nullcontext(None)
+    with tempfile.TemporaryDirectory(prefix="bench-pipe-") as tmp, base as base_src:
+        names = trees(args.baseline, base_src)
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for r in range(args.rounds):
+            for name, src in names.items():
+                results[name].append(run_tree(src, f"{tmp}/{abs(hash(name))}", args))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
-    by_protocol: dict[str, list[str]] = {}
-    for name in sample_index():
-        by_protocol.setdefault(sample_protocol(name), []).append(name)
-    for protocol, names in by_protocol.items():
-        if args.protocol and protocol != args.protocol:
-            continue
-        w = warm(names, args.runs)
-        print(f"offline full pipeline, {protocol}, warm, {args.runs} runs over {len(names)} samples: "
-              f"p50 {w['p50']:7.1f} ms  p95 {w['p95']:7.1f} ms  CPU {w['cpu']:.1f} ms")
+    def med(name: str, *path: str) -> float:
+        values = []
+        for run in results[name]:
+            v: Any = run
+            for p in path:
+                v = v[p]
+            values.append(v)
+        return statistics.median(values)
 
-    print(f"cold `clinreason assess --sample warfarin` (full mode), {args.cold} runs: {pct(cold(args.cold))}")
-
-    with FakeOpenAI(latency=args.latency, handler=cooperative) as server:
-        llm = Pipeline(Settings(agent_backend="llm", llm_base_url=server.base_url, doctor_model="doctor-model",
-                                pharmacist_model="pharmacist-model", llm_timeout=10, llm_max_retries=0))
-        for name in ("uncomplicated", "raas-nitrofurantoin-allergy", "fever-on-lisinopril"):
-            before = len(server.chat_requests)
-            t0 = time.perf_counter()
-            a = llm.run(load_sample(name))
-            wall = time.perf_counter() - t0
-            calls = len(server.chat_requests) - before
-            # Each graph step waits for the previous one: every call is on the critical path.
-            print(f"LLM backend, {name}: {calls} LLM calls, {calls} sequential on the critical path, "
-                  f"{len(a.rounds)} round(s), wall {wall:.2f} s at +{args.latency * 1000:.0f} ms/call "
-                  f"(fallbacks {len(a.audit['llm_fallbacks'])})")
+    rows = [(f"warm {g}, {label} (ms)", ("warm", g, k)) for g in results["working tree"][0]["warm"]
+            for k, label in (("p50", "wall p50"), ("cpu", "CPU per assessment"))]
+    rows += [(f"LLM round 1 wall, doctor {k} (ms, +{args.latency * 1000:.0f} ms/call)", ("llm", k)) for k in ("agrees", "differs")]
+    rows += [(f"LLM calls per assessment, doctor {k}", ("llm", f"{k} calls")) for k in ("agrees", "differs")]
+    print(f"full pipeline, {args.rounds} interleaved rounds, {args.runs} warm runs per group; {load_before} before, {load_note()} after\n")
+    header = [args.baseline] if args.baseline else []
+    print("| measure | " + " | ".join([*header, "working tree"]) + (" | ratio |" if header else " |"))
+    print("|---|" + "---|" * (len(header) + 1) + ("---|" if header else ""))
+    for label, path in rows:
+        after = med("working tree", *path)
+        if header:
+            before = med(args.baseline, *path)
+            print(f"| {label} | {before:.2f} | {after:.2f} | {after / before:.2f}x |")
+        else:
+            print(f"| {label} | {after:.2f} |")
 
 
 if __name__ == "__main__":

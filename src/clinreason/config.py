@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=30.0, gt=0, description="Seconds per LLM request.")
     llm_max_retries: int = Field(default=2, ge=0, le=5, description="Retries on timeouts, 429 and 5xx before falling back.")
     llm_structured_method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema"
+    parallel_review: bool = Field(
+        default=True, description="LLM backend: the pharmacist reviews the first allowed option while the doctor answers round 1; "
+        "used when the doctor proposes that option, else the actual proposal is reviewed (the audit records which).")
     assessment_timeout: float = Field(
         default=60.0, gt=0, description="Overall seconds for the agents of one LLM-backed assessment; past it the rules backend answers (recorded).")
 

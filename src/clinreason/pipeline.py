@@ -169,12 +169,18 @@ class Pipeline:
                                   f"at {winner.claimed_at}", winner)
 
     def warm_up(self) -> int:
-        """Run the retrieval plan of every bundled sample, so the index, its caches and (when a
-        query is new) the embedding model are loaded before the first request, not during it.
+        """Open every knowledge base's index with what a search reads, embed every text the evidence plan
+        can search for (already done by `kb build`: then no model loads), and run the retrieval plan of
+        every bundled sample, so the indexes and caches are loaded before the first request and no
+        assessment, however new its patient, loads the embedding model or builds an index.
         Nothing is stored and no agent is called. Returns the number of evidence plans run."""
         from clinreason.graph.evidence import gather_evidence
+        from clinreason.knowledge.corpus import all_scopes
+        from clinreason.knowledge.retrieval import warm_search
         from clinreason.samples import load_sample, sample_index
 
+        for scope in all_scopes():
+            warm_search(self.settings, scope)
         for name in sample_index():
             req = validate(load_sample(name))
             gather_evidence(req.spec, req.evaluate(), self.settings)

@@ -164,6 +164,23 @@ def test_assessment_awaiting_signoff_survives_a_restart(kb_index):
         assert r.status_code == 200 and r.json()["status"] == "final" and r.json()["plan"]["option"] == "fosfomycin"
 
 
+def test_assessment_awaiting_signoff_survives_kill_9(kb_index):
+    # No graceful shutdown: the run's one checkpoint write (at the sign-off interrupt) was on disk
+    # before the 201 went out, so a SIGKILL right after it loses nothing.
+    submitter, prescriber = _key("submitter"), _key("prescriber")
+    with Server() as server:
+        r = httpx.post(f"{server.url}/v1/assessments", json=load_sample("warfarin"), headers={"Authorization": f"Bearer {submitter}"}, timeout=300)
+        assert r.status_code == 201 and r.json()["status"] == "awaiting_signoff" and r.json()["plan"]["option"] == "trimethoprim"
+        aid = r.json()["id"]
+        os.killpg(server.proc.pid, signal.SIGKILL)
+        assert server.clean_exit() is False and server.proc.returncode == -signal.SIGKILL
+    with Server() as server:
+        r = httpx.post(f"{server.url}/v1/assessments/{aid}/signoff", json={"action": "approve", "comment": "INR plan reviewed"},
+                       headers={"Authorization": f"Bearer {prescriber}"}, timeout=300)
+        assert r.status_code == 200 and r.json()["status"] == "final" and r.json()["plan"]["option"] == "trimethoprim"
+        assert r.json()["signoff"]["action"] == "approve"
+
+
 def test_graceful_shutdown_finishes_requests_in_flight(kb_index):
     key = _key("submitter")
     with FakeOpenAI(latency=1.5) as llm:

@@ -293,15 +293,29 @@ def test_patient_free_text_reaches_the_model_inside_a_data_fence(scripted, fake_
 
 # --- the overall LLM deadline ---------------------------------------------------------------------
 def test_past_the_assessment_deadline_the_rules_answer_and_it_is_recorded(scripted, fake_openai):
-    # A doctor that would answer in 60 s, a per-call timeout of 30 s, one second for the whole assessment.
+    # A doctor that would answer in 60 s, a per-call timeout of 30 s, one second for the whole assessment;
+    # the pharmacist reviews after the doctor (no review ahead), so its turn comes past the deadline.
     slow = Reply.json(proposal("nitrofurantoin", claim("Nitrofurantoin is first line.", NITRO_DOSE)), delay=60)
-    _, a = scripted("uncomplicated", slow, llm_timeout=30.0, assessment_timeout=1.0)
-    assert a.plan.option == "nitrofurantoin"
+    _, a = scripted("uncomplicated", slow, llm_timeout=30.0, assessment_timeout=1.0, parallel_review=False)
+    assert a.plan.option == "nitrofurantoin" and a.audit["review_path"] == "sequential"
     assert (a.rounds[0].doctor_backend, a.rounds[0].pharmacist_backend) == ("rules", "rules")
     doctor, pharmacist = a.audit["llm_fallbacks"]
     assert doctor.startswith("doctor propose round 1: assessment deadline") and "1 s for the agents" in doctor
     assert pharmacist.startswith("pharmacist review round 1: assessment deadline passed") and "not called" in pharmacist
     assert fake_openai.requests_for("pharmacist-model") == []  # past the deadline, no call is made
+
+
+def test_the_review_made_during_a_slow_doctor_is_within_the_deadline(scripted, fake_openai):
+    # The same slow doctor: the early review of the first allowed option was answered in time, and the
+    # rules doctor's fallback proposes that option, so the model's review is the round's review.
+    slow = Reply.json(proposal("nitrofurantoin", claim("Nitrofurantoin is first line.", NITRO_DOSE)), delay=60)
+    _, a = scripted("uncomplicated", slow, llm_timeout=30.0, assessment_timeout=1.0)
+    assert a.plan.option == "nitrofurantoin"
+    assert (a.rounds[0].doctor_backend, a.rounds[0].pharmacist_backend) == ("rules", "llm:pharmacist-model")
+    [doctor] = a.audit["llm_fallbacks"]
+    assert doctor.startswith("doctor propose round 1: assessment deadline")
+    assert a.audit["review_path"].startswith("parallel, used: the review of nitrofurantoin")
+    assert len(fake_openai.requests_for("pharmacist-model")) == 1
 
 
 def test_the_deadline_covers_the_referral_note(scripted, fake_openai):

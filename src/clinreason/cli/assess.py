@@ -6,16 +6,16 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from clinreason.assessment import MODES, Assessment, assess
 from clinreason.cli.common import (
     LEGACY_EXIT_CODES,
+    MODES,
     err,
     load_input,
     out,
@@ -23,7 +23,11 @@ from clinreason.cli.common import (
     store,
 )
 from clinreason.errors import ClinreasonError, InvalidInput, NotFound
-from clinreason.samples import sample_index
+
+if TYPE_CHECKING:
+    # Imported by the commands that use them: `samples`, `protocols` and `--help` load no
+    # assessment model, and `show` of a missing id no protocol.
+    from clinreason.assessment import Assessment
 
 # By what a decision leads to (its plan kind) and, for a referral, how soon.
 PLAN_STYLE = {"treat": "green", "none": "cyan"}
@@ -133,6 +137,12 @@ def _run_full(data: dict[str, Any], sources: dict[str, Any] | None = None) -> As
         return pipeline.run(patient, progress=lambda node: status.update(f"{node} done"), input_sources=sources)
 
 
+def _run_deterministic(data: dict[str, Any]) -> Assessment:
+    from clinreason.assessment import assess
+
+    return assess(data, mode="deterministic")
+
+
 @reported()
 def assess_cmd(
     file: Annotated[Path | None, typer.Argument(help="Patient JSON file, or a FHIR R4 Bundle (docs/fhir-and-cds-hooks.md).",
@@ -157,7 +167,7 @@ def assess_cmd(
         if mode == "full":
             result = _run_full(request, sources)
         else:
-            result = assess(request, mode="deterministic").model_copy(update={"input_sources": sources})
+            result = _run_deterministic(request).model_copy(update={"input_sources": sources})
         _emit(result, as_json, out_dir)
         return
     if locale is not None:
@@ -168,7 +178,7 @@ def assess_cmd(
             raise InvalidInput(f"--protocol {protocol} but the input names protocol {named!r}")
         if isinstance(data, dict):
             data = {**data, "protocol": protocol}
-    result = _run_full(data) if mode == "full" else assess(data, mode="deterministic")
+    result = _run_full(data) if mode == "full" else _run_deterministic(data)
     _emit(result, as_json, out_dir)
 
 
@@ -247,6 +257,8 @@ def show_cmd(
     record = store().get(assessment_id)  # a read: no agents, graph or checkpointer to build
     if record is None:
         raise NotFound(f"no assessment {assessment_id!r}")
+    from clinreason.assessment import Assessment
+
     a = Assessment.from_record(record)
     if not document:
         _emit(a, False, None)
@@ -271,7 +283,7 @@ def show_cmd(
 
 def samples_cmd() -> None:
     """List the bundled sample patients."""
-    from clinreason.samples import sample_protocol
+    from clinreason.samples import sample_index, sample_protocol
 
     table = Table(title="Sample patients")
     table.add_column("name")

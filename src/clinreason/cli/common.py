@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from clinreason.errors import ClinreasonError, Conflict, InvalidInput, NotFound
-from clinreason.samples import load_sample
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -28,6 +27,10 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)  # error lines stay whole for grep and logs
 
 EXIT_BAD_INPUT = 2
+
+# clinreason.assessment.MODES (tests/test_cold_imports.py checks they agree), here so that the
+# options' help and checks do not load the assessment model and every protocol.
+MODES: tuple[str, ...] = ("full", "deterministic")
 
 # Before the error tree every error the CLI reported exited 2 (EXIT_BAD_INPUT), a missing assessment and
 # unacknowledged blocking checks among them, and tests and scripts check that. Commands that reported a
@@ -74,6 +77,8 @@ def load_input(file: Path | None, sample: str | None) -> dict[str, Any]:
     if (file is None) == (sample is None):
         raise InvalidInput("give exactly one of FILE or --sample NAME")
     if sample is not None:
+        from clinreason.samples import load_sample
+
         try:
             return load_sample(sample)
         except KeyError as exc:

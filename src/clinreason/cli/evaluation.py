@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from clinreason.assessment import MODES
-from clinreason.cli.common import err, out, reported
+from clinreason.cli.common import MODES, err, out, reported
 from clinreason.errors import InvalidInput
 
 

@@ -41,7 +41,9 @@ def _require_choice(option: str, value: str, choices: Collection[str]) -> None:
 def kb_build(force: Annotated[bool, typer.Option("--force", help="Re-embed every chunk.")] = False) -> None:
     """Build or update the index of every knowledge base (one per protocol and profile; incremental:
     unchanged chunks are not embedded again)."""
+    from clinreason.config import get_settings
     from clinreason.knowledge.corpus import all_scopes
+    from clinreason.knowledge.retrieval import evidence_texts, prepare_evidence
 
     for scope in all_scopes():
         index = open_index(force, scope)
@@ -54,6 +56,9 @@ def kb_build(force: Annotated[bool, typer.Option("--force", help="Re-embed every
                 f"{name}: kb version {report.kb_version}: {report.total} chunks, {report.embedded} embedded, "
                 f"{report.unchanged} unchanged, {report.removed} removed in {report.seconds:.1f} s"
             )
+        # Every text the assessments' evidence plan can search for: no request loads the model.
+        embedded = prepare_evidence(get_settings(), scope)
+        out.print(f"{name}: {len(evidence_texts(scope))} evidence-plan queries, {embedded} embedded now")
 
 
 @app.command("search")

@@ -117,9 +117,16 @@ class DrugRule(BaseModel):
     mechanism: str
     sources: list[str]
 
+    @cached_property
+    def _sets(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The rule's drugs and classes as sets, made once: a rule is tested against every entry of every
+        patient. (A cached property, not a pydantic private attribute: reading one of those costs microseconds.)"""
+        return frozenset(self.drugs), frozenset(self.classes)
+
     def triggered_by(self, ingredients: Iterable[str], classes: Iterable[str]) -> bool:
         """Whether a drug with these ingredients and classes triggers the rule (flags and age aside)."""
-        return bool(set(ingredients) & set(self.drugs) or set(classes) & set(self.classes))
+        drugs, own_classes = self._sets
+        return not drugs.isdisjoint(ingredients) or not own_classes.isdisjoint(classes)
 
 
 class InteractionRule(DrugRule):
@@ -145,8 +152,15 @@ class CautionRule(DrugRule):
     leading_words: list[str] = Field(default_factory=list)
 
     def named_first(self, text: str) -> bool:
-        first = tokens(text)[:1]
-        return bool(first) and first[0] in self.leading_words
+        """Whether the entry's first word (as `tokens` reads it) is one of `leading_words`."""
+        return _first_token(text) in self.leading_words
+
+
+@lru_cache(maxsize=8192)
+def _first_token(text: str) -> str:
+    """The first of `tokens(text)`, or "": every caution rule asks it of every medication entry."""
+    first = _TOKEN.search(text.lower())
+    return first.group() if first is not None else ""
 
 
 def tokens(text: str) -> tuple[str, ...]:
@@ -249,11 +263,53 @@ class Formulary:
 
     def recent_use_product(self, option: str, exposed: Iterable[str]) -> str | None:
         """The product whose use (all of its ingredients among `exposed`) excludes the option, if any."""
-        exposed = set(exposed)
+        exposed = exposed if isinstance(exposed, (set, frozenset)) else set(exposed)
         return next((p for p in self.options[option].recent_use_excluded_by if self.ingredients_of(p) <= exposed), None)
 
     def class_name(self, class_id: str) -> str:
         return self.classes[class_id].name
+
+    def interactions_triggered(self, ingredients: Iterable[str], classes: Iterable[str]) -> frozenset[str]:
+        """Ids of the interaction rules a drug with these ingredients and classes triggers (`DrugRule.triggered_by`)."""
+        return self._triggered(self._interaction_index, ingredients, classes)
+
+    def cautions_triggered(self, ingredients: Iterable[str], classes: Iterable[str]) -> frozenset[str]:
+        """Ids of the caution rules a drug with these ingredients and classes triggers (`DrugRule.triggered_by`)."""
+        return self._triggered(self._caution_index, ingredients, classes)
+
+    @staticmethod
+    def _triggered(index: tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]], ingredients: Iterable[str],
+                   classes: Iterable[str]) -> frozenset[str]:
+        by_drug, by_class = index
+        hits = [by_drug[i] for i in ingredients if i in by_drug] + [by_class[c] for c in classes if c in by_class]
+        return frozenset().union(*hits) if hits else frozenset()
+
+    @cached_property
+    def _interaction_index(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        return _rule_index(self.interactions)
+
+    @cached_property
+    def _caution_index(self) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+        return _rule_index(self.cautions)
+
+    @cached_property
+    def antibacterial_classes(self) -> frozenset[str]:
+        return frozenset(c for c, info in self.classes.items() if info.antibacterial)
+
+    @cached_property
+    def interaction_excluded(self) -> frozenset[str]:
+        """Options some interaction rule excludes."""
+        return frozenset(o for rule in self.interactions for o in rule.excludes)
+
+    @cached_property
+    def duplication_classes(self) -> tuple[str, ...]:
+        """Classes of which two drugs at once is a duplication to question, sorted by id."""
+        return tuple(sorted(c for c, info in self.classes.items() if info.duplication))
+
+    @cached_property
+    def allergy_classes(self) -> frozenset[str]:
+        """Classes an allergy to one member of spreads to (`allergy_class`)."""
+        return frozenset(c for c, info in self.classes.items() if info.allergy_class)
 
     # --- free-text matching ---------------------------------------------
     def match(self, text: str, *, allergy: bool = False) -> DrugMatch:
@@ -278,6 +334,18 @@ class Formulary:
         return tuple(a for a, info in self.options.items() if info.drug in drugs)
 
 
+def _rule_index(rules: Iterable[DrugRule]) -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """(drug -> ids of the rules it triggers, class -> the same): an entry's rules in a few lookups, not a test of every rule."""
+    by_drug: dict[str, set[str]] = {}
+    by_class: dict[str, set[str]] = {}
+    for rule in rules:
+        for d in rule.drugs:
+            by_drug.setdefault(d, set()).add(rule.id)
+        for c in rule.classes:
+            by_class.setdefault(c, set()).add(rule.id)
+    return {k: frozenset(v) for k, v in by_drug.items()}, {k: frozenset(v) for k, v in by_class.items()}
+
+
 def _dedupe(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -294,18 +362,19 @@ def _find_cached(formulary: Formulary, text: str) -> DrugMatch:
 
 def _to_match(formulary: Formulary, text: str, found: Scan) -> DrugMatch:
     drugs = _dedupe(found.drugs)
-    ingredients = sorted(set().union(*(formulary.ingredients_of(d) for d in drugs)))
-    classes = sorted(set(found.classes).union(*(formulary.classes_of(d) for d in drugs)))
+    named = set(found.classes)
+    ingredients = sorted(set().union(*map(formulary._ingredients.__getitem__, drugs)))
+    classes = sorted(named.union(*map(formulary._classes.__getitem__, drugs)))
     return DrugMatch(
         text=text,
         drugs=drugs,
         ingredients=ingredients,
         classes=classes,
-        named_classes=sorted(set(found.classes)),
-        non_drug=_dedupe(found.non_drug),
-        unknown_words=_dedupe(found.unknown),
+        named_classes=sorted(named),
+        non_drug=_dedupe(found.non_drug) if found.non_drug else [],
+        unknown_words=_dedupe(found.unknown) if found.unknown else [],
         spelling_corrections=found.corrections,
-        antibacterial=any(formulary.classes[c].antibacterial for c in classes),
+        antibacterial=not formulary.antibacterial_classes.isdisjoint(classes),
     )
 
 

@@ -112,6 +112,12 @@ class Recognizer:
         self._single_drug = {w[0]: t for w, t in seen.items() if t.kind == "drug" and len(w) == 1}
         for bucket in self.index.values():
             bucket.sort(key=lambda t: -len(t.words))
+        # Cheap refusals for the scan of every word of a passage: a word that is no proper prefix of a
+        # one-word drug term cannot begin a name broken in two, and a glued prefix or form can only
+        # have the lengths these have.
+        self._split_heads = frozenset(w[:i] for w in self._single_drug for i in range(1, len(w)))
+        self._prefix_cuts = tuple(sorted({len(p) for p in self.prefixes if len(p) >= _MIN_GLUED_PREFIX}))
+        self._form_sizes = tuple(sorted({len(f) for f in self.glued_forms}, reverse=True))  # longest first: the earliest cut
         clash = sorted(self.prefixes & {w for w, b in self.index.items() if any(len(t.words) == 1 for t in b)})
         if clash:
             raise ValueError(f"manufacturer prefixes are also formulary terms: {clash}")
@@ -151,7 +157,7 @@ class Recognizer:
     def _split_word(self, words: tuple[str, ...], i: int) -> Term | None:
         """A drug name broken by a stray space ("warf arin", an NBSP inside "lisi nopril"): the two
         pieces joined are one drug term. Tried first, so "sulfa methoxazole" is not read as "sulfa"."""
-        if i + 1 >= len(words) or words[i].isdigit() or words[i + 1].isdigit():
+        if i + 1 >= len(words) or words[i] not in self._split_heads or words[i].isdigit() or words[i + 1].isdigit():
             return None
         return self._single(words[i] + words[i + 1], maker_only_ok=False)
 
@@ -161,11 +167,15 @@ class Recognizer:
 
     def _glued(self, word: str) -> Term | None:
         """A prefix or a form word written together with the name: "apohydro", "tevalisinopril", "septrads"."""
-        for cut in range(_MIN_GLUED_PREFIX, len(word) - _MIN_GLUED_REST + 1):
+        n = len(word)
+        for cut in self._prefix_cuts:  # cuts from _MIN_GLUED_PREFIX up, leaving _MIN_GLUED_REST letters
+            if cut > n - _MIN_GLUED_REST:
+                break
             if word[:cut] in self.prefixes and (term := self._single(word[cut:])):
                 return term
-        for cut in range(_MIN_GLUED_REST, len(word) - 1):
-            if word[cut:] in self.glued_forms and (term := self._single(word[:cut], maker_only_ok=False)):
+        for size in self._form_sizes:  # cuts from _MIN_GLUED_REST up, leaving a form of two letters or more
+            cut = n - size
+            if _MIN_GLUED_REST <= cut < n - 1 and word[cut:] in self.glued_forms and (term := self._single(word[:cut], maker_only_ok=False)):
                 return term
         return None
 
@@ -199,16 +209,21 @@ class Recognizer:
         if letters in self.nil:
             out.non_drug.append("none")
             return out
-        i, after_prefix = 0, False
-        while i < len(words):
+        index, split_heads, prefixes, known = self.index, self._split_heads, self.prefixes, self.known
+        found = {"drug": out.drugs, "class": out.classes, "non_drug": out.non_drug}
+        i, n, after_prefix = 0, len(words), False
+        while i < n:
             w = words[i]
-            term, advance = self._split_word(words, i), 2
+            # (the checks of _split_word and _term_at that refuse most words, made here first: a
+            # passage has thousands of words and nearly none is a name)
+            term = self._split_word(words, i) if w in split_heads else None
+            advance = 2
             if term is None:
-                term = self._term_at(words, i, after_prefix)
+                term = self._term_at(words, i, after_prefix) if w in index else None
                 if term is not None and term.kind == "non_drug" and not allergy:
                     term = None
                 advance = len(term.words) if term else 1
-            if term is None and w.isascii() and not w.isdigit() and w not in self.prefixes and w not in self.known and len(w) > _SHORT:
+            if term is None and w.isascii() and not w.isdigit() and w not in prefixes and w not in known and len(w) > _SHORT:
                 term = self._glued(w)
                 if term is None and tolerant and (fixed := self.fuzzy(w)) is not None:
                     guess = self._single_drug[fixed]
@@ -216,12 +231,12 @@ class Recognizer:
                         term = guess
                         out.corrections.append(f"{w} -> {fixed}")
             if term is not None:
-                {"drug": out.drugs, "class": out.classes, "non_drug": out.non_drug}[term.kind].append(term.target)
+                found[term.kind].append(term.target)
                 i += advance
                 after_prefix = False
                 continue
-            after_prefix = w in self.prefixes
-            ignorable = w.isdigit() or after_prefix or w in self.known or len(w) <= _SHORT
+            after_prefix = w in prefixes
+            ignorable = w.isdigit() or after_prefix or w in known or len(w) <= _SHORT
             if not w.isascii() or w in self.combination_words or not ignorable:
                 out.unknown.append(w)  # a word in another script is never a name we know
             i += 1

@@ -3,7 +3,9 @@
 Rule and monograph passages are fetched by id (every fired rule and every
 exclusion has its own chunk in the assessment's knowledge base); policy and
 guideline context comes from the protocol's searches (`ProtocolSpec.evidence_searches`),
-run inside that knowledge base and cached. The state keeps chunk ids only.
+run inside that knowledge base and cached. Every text those searches embed is one of the finite
+set `ProtocolSpec.possible_searches` enumerates, embedded at `kb build`, so no assessment loads the
+embedding model. The state keeps chunk ids only.
 """
 
 from __future__ import annotations
@@ -55,6 +57,6 @@ def gather_evidence(spec: ProtocolSpec, protocol: ProtocolResult, settings: Sett
         for slug in policy.treatment_sections:
             add(section(option, slug), f"monograph {option}")
     for search in spec.evidence_searches(protocol):
-        for cid, score in search_ids(search.query, search.k, search.filters, settings=settings, scope=scope):
+        for cid, score in search_ids(search.query, search.k, search.filters, settings=settings, scope=scope, parts=search.parts):
             add(cid, f"search: {search.query}", score)
     return list(out.values())

@@ -3,9 +3,11 @@ so a node re-run after an interrupt repeats no side effect."""
 
 from __future__ import annotations
 
+import contextvars
 import time
 import uuid
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +56,12 @@ from clinreason.protocols.plan import (
     treat_plan,
     validate_signoff,
 )
-from clinreason.protocols.registry import DEFAULT_PROTOCOL, legacy_chunk_id, registry, resolve
+from clinreason.protocols.registry import (
+    DEFAULT_PROTOCOL,
+    legacy_chunk_id,
+    registry,
+    resolve,
+)
 
 
 def _checked(obj: Proposal | Review | ReferralNote, ctx: CaseContext, stats: CitationStats):
@@ -84,6 +91,7 @@ class Nodes:
     settings: Settings
     doctor: Doctor
     pharmacist: Pharmacist
+    _reviews: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)  # round 1's early reviews
 
     @staticmethod
     def _passages(s: GraphState) -> dict[str, Chunk]:
@@ -137,24 +145,60 @@ class Nodes:
     def doctor_step(self, s: GraphState) -> dict:
         deadline = self._deadline(s)
         ctx, stats = self._ctx(s, deadline), self._stats(s)
-        proposal, outcome = self.doctor.propose(ctx, rounds_of(s))
-        return {
-            "agents_deadline": deadline,
+        history = rounds_of(s)
+        ahead = self._review_ahead(ctx, history)
+        update: dict[str, Any] = {"agents_deadline": deadline}
+        if ahead is None:
+            proposal, outcome = self.doctor.propose(ctx, history)
+        else:
+            # Round 1 with the LLM backend: the pharmacist reviews the first allowed option while the
+            # doctor answers. If the doctor proposes it, that review is the round's review; if not, the
+            # early call is left to finish unread (its HTTP request cannot be withdrawn) and the
+            # pharmacist step reviews the actual proposal, so a differing doctor costs no extra wait.
+            early = self._pool().submit(contextvars.copy_context().run, self.pharmacist.review, ctx,
+                                        Proposal(action="treat", agent=ahead, rationale=[]), history)
+            proposal, outcome = self.doctor.propose(ctx, history)
+            agrees = proposal.action == "treat" and proposal.agent == ahead
+            if agrees:
+                review, review_outcome = early.result()
+                update["prepared_review"] = {"agent": ahead, "review": review.model_dump(), "outcome": review_outcome.model_dump()}
+            update["review_path"] = (f"parallel, used: the review of {ahead} made while the doctor answered" if agrees else
+                                     f"parallel, discarded: the doctor proposed {proposal.agent or proposal.action}, not {ahead}; "
+                                     "the proposal was reviewed after it")
+        return update | {
             "proposal": _checked(proposal, ctx, stats).model_dump(),
             "outcomes": [outcome.model_dump()],
             "citation_stats": stats.model_dump(),
         }
+
+    def _review_ahead(self, ctx: CaseContext, history: list[Round]) -> str | None:
+        """The option whose review starts with the doctor's call (round 1, LLM backend, `parallel_review`
+        on): the first the protocol lets a plan use, in the profile's order. None: review after the proposal."""
+        if self.settings.agent_backend != "llm" or not self.settings.parallel_review or history:
+            return None
+        selectable = ctx.protocol.selectable_options
+        return next((ev.option for ev in sorted(ctx.protocol.options, key=lambda ev: ev.rank) if ev.option in selectable), None)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._reviews is None:
+            self._reviews = ThreadPoolExecutor(max_workers=4, thread_name_prefix="clinreason-review")
+        return self._reviews
 
     def pharmacist_step(self, s: GraphState) -> dict:
         ctx, stats = self._ctx(s, self._deadline(s)), self._stats(s)
         proposal = proposal_of(s)
         assert proposal is not None
         history = rounds_of(s)
-        review, outcome = self.pharmacist.review(ctx, proposal, history)
+        prepared = s.get("prepared_review")
+        if prepared and not history and proposal.action == "treat" and proposal.agent == prepared["agent"]:
+            review, outcome = Review.model_validate(prepared["review"]), AgentOutcome.model_validate(prepared["outcome"])
+        else:
+            review, outcome = self.pharmacist.review(ctx, proposal, history)
         doctor_backend = AgentOutcome.model_validate(s["outcomes"][-1]).backend
         rnd = Round(number=len(history) + 1, proposal=proposal, review=_checked(review, ctx, stats),
                     doctor_backend=doctor_backend, pharmacist_backend=outcome.backend)
-        return {
+        update: dict[str, Any] = {"prepared_review": None} if prepared else {}
+        return update | {
             "rounds": [rnd.model_dump()],
             "outcomes": [outcome.model_dump()],
             "citation_stats": stats.model_dump(),
@@ -257,6 +301,7 @@ class Nodes:
             "embedding_model": model_id(),
             "doctor": backends["doctor"],
             "pharmacist": backends["pharmacist"],
+            **({"review_path": s.get("review_path", "sequential")} if self.settings.agent_backend == "llm" and s.get("rounds") else {}),
             "max_rounds": self.settings.max_rounds,
             "rounds": len(s.get("rounds") or []),
             "llm_fallbacks": [f"{o.fallback.agent} {o.fallback.step} round {o.fallback.round}: {o.fallback.reason}" for o in outcomes if o.fallback],

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import operator
+import threading
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar, get_type_hints
 
-from typing_extensions import Required, TypedDict  # pydantic (the server's schemas) needs it before 3.12
+from typing_extensions import (  # pydantic (the server's schemas) needs it before 3.12
+    Required,
+    TypedDict,
+)
 
 from clinreason.agents.models import AgentOutcome, Proposal, ReferralNote, Review, Round
 from clinreason.graph.evidence import Evidence
@@ -21,6 +26,8 @@ from clinreason.graph.safety import GateResult
 from clinreason.protocols.registry import DEFAULT_PROTOCOL, Validated, revalidate
 from clinreason.protocols.result import ProtocolResult
 from clinreason.protocols.spec import ProtocolSpec
+
+T = TypeVar("T")
 
 
 def append(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
@@ -52,6 +59,8 @@ class GraphState(TypedDict, total=False):
     evidence: Annotated[list[dict[str, Any]], append]  # Evidence: chunk ids and why they were retrieved
     rounds: Annotated[list[dict[str, Any]], append]  # Round
     proposal: dict[str, Any] | None  # current doctor Proposal
+    prepared_review: dict[str, Any] | None  # round 1, LLM backend: the review of the first allowed option made during the doctor's call
+    review_path: str  # how round 1's review was made: sequential | parallel, used | parallel, discarded
     referral: dict[str, Any] | None  # ReferralNote
     outcomes: Annotated[list[dict[str, Any]], append]  # AgentOutcome of every agent call (backends, fallbacks, vetoed bounds)
     agents_deadline: float  # wall-clock time after which the rules backend answers without an LLM call
@@ -64,10 +73,41 @@ class GraphState(TypedDict, total=False):
     audit: dict[str, Any]
 
 
+# The fields whose reducer is `append` (graph/build.py's chained nodes apply it between their steps).
+APPENDED = frozenset(k for k, hint in get_type_hints(GraphState, include_extras=True).items() if append in getattr(hint, "__metadata__", ()))
+
+
+class _Parsed(Generic[T]):
+    """Typed views of state values, remembered by the identity of the JSON value they were parsed
+    from: LangGraph hands every node of a run the same objects until a node writes a new one, so a
+    run parses the protocol result once instead of once per node and routing function. The entry
+    holds the value itself, so an id is never reused while it is remembered. Views are read-only."""
+
+    def __init__(self, parse: Callable[[Any], T], size: int = 256):
+        self._parse, self._size = parse, size
+        self._items: dict[int, tuple[Any, T]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, raw: Any) -> T:
+        hit = self._items.get(id(raw))
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        value = self._parse(raw)
+        with self._lock:
+            if len(self._items) >= self._size:
+                self._items.pop(next(iter(self._items)))  # the oldest: runs move on, their values are not read again
+            self._items[id(raw)] = (raw, value)
+        return value
+
+
+_protocol = _Parsed(ProtocolResult.model_validate)
+_patient_key = _Parsed(lambda patient: json.dumps(patient, sort_keys=True))
+
+
 def request_of(s: GraphState) -> Validated:
     """The validated request (protocol, profile, patient) the state holds: parsed once per
     distinct patient, not once per node (the state keeps JSON, for the checkpointer)."""
-    return _typed(s.get("protocol_id") or DEFAULT_PROTOCOL, json.dumps(s["patient"], sort_keys=True))
+    return _typed(s.get("protocol_id") or DEFAULT_PROTOCOL, _patient_key(s["patient"]))
 
 
 @lru_cache(maxsize=256)
@@ -84,7 +124,7 @@ def patient_of(s: GraphState) -> Any:
 
 
 def protocol_of(s: GraphState) -> ProtocolResult:
-    return ProtocolResult.model_validate(s["protocol"])
+    return _protocol(s["protocol"])
 
 
 def rounds_of(s: GraphState) -> list[Round]:

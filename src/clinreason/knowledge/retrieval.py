@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,18 +15,20 @@ from clinreason.config import Settings, get_settings
 from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version, every_chunk
 from clinreason.knowledge.corpus import Scope, default_scope, spec_of
 from clinreason.knowledge.embeddings import Embedder, model_id
-from clinreason.knowledge.index import (
+from clinreason.knowledge.filters import (
     FUSION_DEPTH,
     LINK_PER_RULE,
     LINK_WEIGHT,
     MAX_PER_DOC,
     RRF_K,
     Filters,
-    KnowledgeIndex,
     Progress,
     check_filters,
 )
 from clinreason.knowledge.sqlite_cache import SqliteCache
+
+if TYPE_CHECKING:
+    from clinreason.knowledge.index import KnowledgeIndex  # numpy, Chroma, BM25: imported on a result-cache miss only
 
 # Bump when ranking code changes in a way the data hashes and constants cannot see.
 # link3: episode counts in a question link the rules that count episodes.
@@ -72,20 +76,28 @@ def get_index(settings: Settings | None = None, progress: Progress | None = None
 
     force re-embeds every chunk. The index's `last_build` says what the build did.
     """
+    from clinreason.knowledge.index import KnowledgeIndex
+
     settings = settings or get_settings()
     scope = scope or default_scope()
     key = (str(settings.data_dir), settings.chroma_url, settings.chroma_collection, scope)
     with _lock:
         index = _indexes.get(key)
         if index is None:
-            embedder = _embedders.setdefault(str(settings.data_dir), Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite"))
-            index = KnowledgeIndex(all_chunks(scope), settings, embedder, scope)
+            index = KnowledgeIndex(all_chunks(scope), settings, _embedder(settings), scope)
             if not force:
                 index.ensure_built(progress)
         if force:
             index.build(progress, force=True)
         _indexes[key] = index  # only once built: a failed build is retried on the next call
     return index
+
+
+def _embedder(settings: Settings) -> Embedder:
+    key = str(settings.data_dir)
+    if key not in _embedders:
+        _embedders[key] = Embedder(settings.data_dir / "cache" / "query-embeddings.sqlite")
+    return _embedders[key]
 
 
 @cache
@@ -113,9 +125,10 @@ class ResultCache(SqliteCache[list[tuple[str, float]]]):
         )
 
     @staticmethod
-    def key(query: str, k: int, filters: Filters | None, method: str, scope: Scope) -> str:
+    def key(query: str, k: int, filters: Filters | None, method: str, scope: Scope, parts: Sequence[str] = ()) -> str:
         f = {key: sorted(v) for key, v in sorted(check_filters(filters).items())}
-        return json.dumps([retrieval_fingerprint(scope), *scope, query, k, f, method], separators=(",", ":"))
+        joined = [list(parts)] if len(parts) > 1 else []  # a one-text search keeps the key it always had
+        return json.dumps([retrieval_fingerprint(scope), *scope, query, k, f, method, *joined], separators=(",", ":"))
 
 
 _caches: dict[str, ResultCache] = {}
@@ -131,11 +144,12 @@ def _result_cache(settings: Settings) -> ResultCache:
 
 def search_ids(
     query: str, k: int = 5, filters: Filters | None = None, *, method: str = "hybrid", settings: Settings | None = None,
-    progress: Progress | None = None, scope: Scope | None = None,
+    progress: Progress | None = None, scope: Scope | None = None, parts: Sequence[str] = (),
 ) -> list[tuple[str, float]]:
     """Ranked (chunk id, score) inside one knowledge base, served from the result cache when seen before.
 
-    progress reports a first-use index build, if a cache miss needs one.
+    progress reports a first-use index build, if a cache miss needs one. parts: the one-rule
+    queries a query over several fired rules joins (`KnowledgeIndex.search`).
     """
     if not query.strip():
         raise ValueError("query must not be empty")
@@ -144,10 +158,10 @@ def search_ids(
     settings = settings or get_settings()
     scope = scope or default_scope()
     results = _result_cache(settings)
-    key = results.key(query, k, filters, method, scope)
+    key = results.key(query, k, filters, method, scope, parts)
     hits = results.get(key)
     if hits is None:
-        hits = get_index(settings, progress, scope=scope).search(query, k, filters, method)
+        hits = get_index(settings, progress, scope=scope).search(query, k, filters, method, parts)
         results.put(key, hits)
     return hits
 
@@ -172,3 +186,40 @@ def get_chunk(chunk_id: str) -> Chunk:
         return chunk_by_id()[chunk_id]
     except KeyError:
         raise KeyError(f"no chunk {chunk_id!r}") from None
+
+
+@cache
+def evidence_texts(scope: Scope) -> tuple[str, ...]:
+    """Every text a search of the evidence plan embeds in one knowledge base
+    (`ProtocolSpec.possible_searches`: one-rule parts, never a join of several)."""
+    from clinreason.knowledge.query import dense_text
+
+    spec = spec_of(scope)
+    queries = (q for profile, search in spec.possible_searches() if profile == scope[1] for q in search.parts or (search.query,))
+    return tuple(dict.fromkeys(dense_text(q, scope) for q in queries))
+
+
+def missing_evidence_texts(settings: Settings, scope: Scope) -> list[str]:
+    """The evidence plan's texts not in the query-embedding cache: a search for one would load the model."""
+    with _lock:
+        cache_ = _embedder(settings).cache
+    return [t for t in evidence_texts(scope) if not cache_.has(t)]
+
+
+def prepare_evidence(settings: Settings, scope: Scope) -> int:
+    """Embed every text the evidence plan can search for in this knowledge base (`kb build`, server
+    warm-up), so no assessment loads the model. Returns how many were embedded now (0: all cached)."""
+    todo = missing_evidence_texts(settings, scope)
+    with _lock:
+        embedder = _embedder(settings)
+    for text in todo:  # one at a time, as a search embeds: the same vector, bit for bit
+        embedder.embed_query(text)
+    return len(todo)
+
+
+def warm_search(settings: Settings, scope: Scope) -> int:
+    """Open one knowledge base's index, load what a search reads, and embed the evidence plan's texts:
+    after this a search in it that misses the result cache loads no model and builds nothing.
+    Returns how many texts were embedded now."""
+    get_index(settings, scope=scope).warm()
+    return prepare_evidence(settings, scope)

@@ -34,6 +34,13 @@ class SqliteCache(Generic[V]):
         value = self._mem[key] = self._decode(row[0])
         return value
 
+    def has(self, key: str) -> bool:
+        """Whether the key is stored, without decoding its value."""
+        if key in self._mem:
+            return True
+        with self._lock:
+            return self._db.execute(f"SELECT 1 FROM {self._table} WHERE key = ?", (key,)).fetchone() is not None
+
     def put(self, key: str, value: V) -> None:
         self._mem[key] = value
         with self._lock:

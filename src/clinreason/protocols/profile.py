@@ -8,12 +8,16 @@ for rule texts in `params`.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from functools import cache, cached_property
 from importlib import resources
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinreason.protocols.result import FollowUp, Regimen, RegimenSpec, RuleHit
+
+T = TypeVar("T")
 
 
 class Profile(BaseModel):
@@ -33,7 +37,24 @@ class Profile(BaseModel):
         return self.locales or [self.id]
 
     def regimen(self, option: str) -> Regimen:
-        return Regimen(agent=option, **self.regimens[option].model_dump())
+        """The option's regimen (one frozen instance per option: every result that recommends it shares it)."""
+        return self._memo("_regimens", self.regimens, lambda: {o: Regimen(agent=o, **spec.model_dump()) for o, spec in self.regimens.items()})[option]
+
+    def rule_title(self, rule: RuleSpec) -> str:
+        """A rule's title with this profile's numbers, formatted once per title."""
+        titles: dict[str, str] = self._memo("_titles", self.params, dict)
+        if rule.title not in titles:
+            titles[rule.title] = rule.title.format(**self.params)
+        return titles[rule.title]
+
+    def _memo(self, name: str, source: object, build: Callable[[], T]) -> T:
+        """A value derived from `source`, built once. Kept with the source it was built from, because
+        `model_copy(update=...)` copies the instance's dict: a copy with new regimens or parameters
+        must not serve the original's."""
+        held = self.__dict__.get(name)
+        if held is None or held[0] is not source:
+            held = self.__dict__[name] = (source, build())
+        return held[1]
 
     @cached_property
     def params(self) -> dict[str, str]:
@@ -66,4 +87,4 @@ def load_rules(package: str) -> dict[str, RuleSpec]:
 def rule_hits(package: str, fired: list[tuple[str, str]], profile: Profile) -> list[RuleHit]:
     """(rule id, what made it apply) pairs as RuleHits, titled with this profile's numbers."""
     rules = load_rules(package)
-    return [RuleHit(rule_id=rid, title=rules[rid].title.format(**profile.params), detail=detail) for rid, detail in fired]
+    return [RuleHit(rule_id=rid, title=profile.rule_title(rules[rid]), detail=detail) for rid, detail in fired]

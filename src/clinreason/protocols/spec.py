@@ -23,7 +23,7 @@ from clinreason.errors import FieldError
 from clinreason.formulary import Formulary, build_formulary
 from clinreason.protocols.fhir_map import FhirMapping
 from clinreason.protocols.profile import Profile, RuleSpec, load_rules
-from clinreason.protocols.result import ProtocolResult
+from clinreason.protocols.result import OptionEvaluation, ProtocolResult, RuleHit
 
 if TYPE_CHECKING:  # documents.py imports this module for its annotations
     from clinreason.protocols.documents import Document
@@ -48,11 +48,23 @@ class DecisionSpec:
 
 @dataclass(frozen=True)
 class Search:
-    """One retrieval of the evidence plan: a hybrid search inside the assessment's knowledge base."""
+    """One retrieval of the evidence plan: a hybrid search inside the assessment's knowledge base.
+
+    Every text a plan embeds must come from a finite set, so `kb build` embeds them all and no
+    assessment loads the model: a query may name one option or one fired rule, and a query over
+    several fired rules is built with `over_rules`, whose dense vector is the mean of its one-rule
+    `parts` (BM25 and rule links read the joined query)."""
 
     query: str
     filters: dict[str, Any]
     k: int
+    parts: tuple[str, ...] = ()
+
+    @classmethod
+    def over_rules(cls, template: str, hits: Sequence[RuleHit], filters: dict[str, Any], k: int) -> Search:
+        """`template` with `{titles}` the fired rules' titles joined by "; "; one part per rule."""
+        titles = [h.title for h in hits]
+        return cls(template.format(titles="; ".join(titles)), filters, k, tuple(template.format(titles=t) for t in titles))
 
 
 @dataclass(frozen=True)
@@ -209,7 +221,7 @@ class ProtocolSpec:
         return load_rules(self.package)
 
     def rule_title(self, rule_id: str, profile: Profile) -> str:
-        return self.rules[rule_id].title.format(**profile.params)
+        return profile.rule_title(self.rules[rule_id])
 
     # --- formulary tables --------------------------------------------------------------
     @cached_property
@@ -240,6 +252,26 @@ class ProtocolSpec:
 
     def evidence_searches(self, result: ProtocolResult) -> list[Search]:
         return self._evidence_searches(self, result)
+
+    def possible_searches(self) -> list[tuple[str, Search]]:
+        """Every search the evidence plan can issue, as (profile id, search), a search over several
+        fired rules standing for its one-rule parts: the plan run for each profile, decision, single
+        fired rule and recommended option. Finite, so `kb build` embeds every text the plan can
+        search for (tests/knowledge/test_evidence_plan.py checks it covers generated patients)."""
+        out: dict[tuple[str, str, str, int, tuple[str, ...]], tuple[str, Search]] = {}
+        for profile in self.profiles.values():
+            options = [OptionEvaluation(option=o, rank=rank) for rank, o in enumerate(profile.option_order, 1)]
+            for decision in self.decisions:
+                for rule_id in self.rules:
+                    hit = RuleHit(rule_id=rule_id, title=self.rule_title(rule_id, profile), detail="")
+                    for option in profile.option_order:
+                        result = ProtocolResult(
+                            protocol_id=self.id, protocol_version=self.version, profile_id=profile.id,
+                            profile_version=profile.version, decision=decision, rules_fired=[hit], options=options,
+                            recommendation=profile.regimen(option))
+                        for s in self.evidence_searches(result):
+                            out.setdefault((profile.id, s.query, repr(sorted(s.filters.items())), s.k, s.parts), (profile.id, s))
+        return list(out.values())
 
     def rules_doc_id(self, profile_id: str) -> str:
         """The rendered rule-catalogue policy: one passage per rule, with that profile's numbers."""

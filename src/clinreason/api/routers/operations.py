@@ -24,7 +24,7 @@ def readyz(state: StateDep) -> Response:
     checks: dict[str, str] = {}
     st = state.ensure()
     for name, probe in (("store", lambda: state.pipeline.store.ping()), ("index", lambda: _index_ok(st["indexes"])),
-                        ("warm", lambda: _warm_ok(st)),
+                        ("warm", lambda: _warm_ok(st, state.settings)),
                         *((("redis", lambda: st["limiter"].ping()),) if state.settings.redis_url else ())):
         try:
             probe()
@@ -45,6 +45,15 @@ def _index_ok(indexes: list[Any]) -> None:
         raise RuntimeError("index is stale")
 
 
-def _warm_ok(state: dict[str, Any]) -> None:
+def _warm_ok(state: dict[str, Any], settings: Any) -> None:
+    """Warmed up, and every text the evidence plan can search for embedded: no assessment loads the model."""
     if not state.get("warmed"):
         raise RuntimeError("retrieval not warmed up")
+    if state.get("evidence_embedded"):
+        return
+    from clinreason.knowledge.corpus import all_scopes
+    from clinreason.knowledge.retrieval import missing_evidence_texts
+
+    if any(missing_evidence_texts(settings, scope) for scope in all_scopes()):
+        raise RuntimeError("evidence-plan queries not embedded")
+    state["evidence_embedded"] = True

@@ -101,7 +101,6 @@ def patient_summary(p: Patient) -> list[str]:
 
 def evidence_searches(spec: ProtocolSpec, protocol: ProtocolResult) -> list[Search]:
     policy = f"policy-lyme-{protocol.profile_id.lower()}"
-    titles = "; ".join(h.title for h in protocol.rules_fired)
     if protocol.decision == Decision.recommend_prophylaxis:
         return [
             Search("counselling for a single dose of doxycycline: water, upright, food, sun, antacids and minerals", {"doc_id": policy}, 2),
@@ -110,10 +109,10 @@ def evidence_searches(spec: ProtocolSpec, protocol: ProtocolResult) -> list[Sear
         ]
     if protocol.decision == Decision.no_prophylaxis:
         return [
-            Search(f"no prophylaxis: {titles}; watch for symptoms for 30 days", {"doc_id": policy}, 3),
+            Search.over_rules("no prophylaxis: {titles}; watch for symptoms for 30 days", protocol.rules_fired, {"doc_id": policy}, 3),
             Search("follow-up: watch for symptoms for 30 days after the bite", {"doc_id": policy}, 1),
         ]
     return [
-        Search(f"referral: {titles}", {"doc_id": policy}, 3),
+        Search.over_rules("referral: {titles}", protocol.rules_fired, {"doc_id": policy}, 3),
         Search("what to tell a patient who is referred, and follow-up for 30 days", {"doc_id": policy}, 2),
     ]

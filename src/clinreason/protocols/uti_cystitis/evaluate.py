@@ -72,11 +72,12 @@ def _describe(m: DrugMatch, formulary: Formulary, wanted: Iterable[str] = ()) ->
 
 
 # --- agent exclusions ----------------------------------------------------------
-def _renal_exclusion(agent: str, patient: Patient, profile: Profile) -> Exclusion | None:
+def _renal_exclusion(agent: str, patient: Patient, profile: Profile, renal: list[tuple[str, float]]) -> Exclusion | None:
+    """`renal`: `patient.renal_values()`."""
     threshold = profile.renal_exclusion_below.get(agent)
     if threshold is None:
         return None
-    low = [(label, v) for label, v in patient.renal_values() if v < threshold]
+    low = [(label, v) for label, v in renal if v < threshold]
     if low:
         evidence = ", ".join(f"{label} {v:g} mL/min" for label, v in low)
         return Exclusion(
@@ -86,7 +87,7 @@ def _renal_exclusion(agent: str, patient: Patient, profile: Profile) -> Exclusio
             sources=[profile.source],
         )
     impaired = patient.renal_function_summary in (RenalFunction.impaired, RenalFunction.failure)
-    if impaired and not patient.renal_values():
+    if impaired and not renal:
         return Exclusion(
             rule_id="EX-RENAL",
             reason=f"Renal function recorded as {patient.renal_function_summary.value} with no eGFR/CrCl to show it is at least {threshold:g} mL/min.",
@@ -108,7 +109,7 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
         # inhibitor is not an allergy to every drug in its class), except a
         # class marked allergy_class: a sulfadiazine allergy is a sulfa allergy.
         shared = agent_ingredients & set(m.ingredients)
-        by_class = agent_classes & (set(m.named_classes) | {c for c in m.classes if formulary.classes[c].allergy_class})
+        by_class = agent_classes & (set(m.named_classes) | formulary.allergy_classes.intersection(m.classes))
         if shared or by_class:
             # The allergy is to the option itself: say so, not "Nitrofurantoin contains nitrofurantoin".
             reason = (
@@ -127,12 +128,14 @@ def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formu
     return out
 
 
-def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], formulary: Formulary, profile: Profile) -> Exclusion | None:
-    """`exposures`: (where it was listed, entry) for named recent antibiotics and current antibiotic medications."""
+def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], exposed: frozenset[str], formulary: Formulary,
+                          profile: Profile) -> Exclusion | None:
+    """`exposures`: (where it was listed, entry) for named recent antibiotics and current antibiotic medications;
+    `exposed`: their ingredients."""
     # Each product that excludes the agent must have been taken whole: TMP-SMX counts as
     # trimethoprim exposure and (amended 2026-12) trimethoprim as TMP-SMX exposure, through
     # each agent's recent_use_excluded_by data.
-    product = formulary.recent_use_product(agent, (i for _, m in exposures for i in m.ingredients))
+    product = formulary.recent_use_product(agent, exposed)
     if product is None:
         return None
     shared = formulary.ingredients_of(product)
@@ -145,14 +148,24 @@ def _recent_use_exclusion(agent: str, exposures: list[tuple[str, DrugMatch]], fo
     )
 
 
-def _interaction_exclusions(agent: str, patient: Patient, meds: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
+def triggering(meds: list[DrugMatch], formulary: Formulary) -> dict[str, list[DrugMatch]]:
+    """Interaction rule id -> the medications that trigger it (a rule none triggers is absent), found once
+    for every option to read."""
+    out: dict[str, list[DrugMatch]] = {}
+    for m in meds:
+        for rule_id in formulary.interactions_triggered(m.ingredients, m.classes):
+            out.setdefault(rule_id, []).append(m)
+    return out
+
+
+def _interaction_exclusions(agent: str, patient: Patient, triggered: dict[str, list[DrugMatch]], formulary: Formulary) -> list[Exclusion]:
     out = []
     for rule in formulary.interactions:
         if agent not in rule.excludes:
             continue
         if rule.min_age is not None and patient.age < rule.min_age:
             continue
-        triggers = [_describe(m, formulary, rule.classes) for m in meds if rule.triggered_by(m.ingredients, m.classes)]
+        triggers = [_describe(m, formulary, rule.classes) for m in triggered.get(rule.id, ())]
         triggers += [f"history.{flag} = true" for flag in rule.flags if getattr(patient.history, flag)]
         if triggers:
             age = f"; age {patient.age} (rule applies from {rule.min_age})" if rule.min_age else ""
@@ -180,7 +193,7 @@ def _touched_by_unknown(profile: Profile, formulary: Formulary) -> dict[str, tup
     """Per input field: the agents an unknown entry there could exclude, and why."""
     order = profile.option_order
     return {
-        "history.meds": ([a for a in order if any(a in r.excludes for r in formulary.interactions)], "might be an interacting drug"),
+        "history.meds": ([a for a in order if a in formulary.interaction_excluded], "might be an interacting drug"),
         "history.allergies": (list(order), "might be an allergy to an agent"),
         "history.recent_antibiotics": ([a for a in order if formulary.options[a].recent_use_excluded_by], "might be recent use of an agent"),
     }
@@ -247,15 +260,20 @@ def evaluate_agents(
     allergies: list[DrugMatch],
     recent: list[DrugMatch],
     unverified: list[UnverifiedEntry],
+    triggered: dict[str, list[DrugMatch]],
 ) -> list[OptionEvaluation]:
+    """`triggered`: `triggering(meds, formulary)`."""
     results = []
     exposures = _exposures(meds, recent)
+    exposed = frozenset(i for _, m in exposures for i in m.ingredients)
+    renal = patient.renal_values()
     for rank, agent in enumerate(profile.option_order, start=1):
         info = formulary.options[agent]
         ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
-        if (recent_ex := _recent_use_exclusion(agent, exposures, formulary, profile)) is not None:
+        # (no exposure, no search: every product has at least one ingredient)
+        if exposed and (recent_ex := _recent_use_exclusion(agent, exposures, exposed, formulary, profile)) is not None:
             ex.append(recent_ex)
-        if (renal_ex := _renal_exclusion(agent, patient, profile)) is not None:
+        if (renal_ex := _renal_exclusion(agent, patient, profile, renal)) is not None:
             ex.append(renal_ex)
         if info.g6pd_excluded and patient.history.g6pd_deficiency:
             ex.append(
@@ -275,7 +293,7 @@ def evaluate_agents(
                     sources=[info.sources[0]],
                 )
             )
-        ex.extend(_interaction_exclusions(agent, patient, meds, formulary))
+        ex.extend(_interaction_exclusions(agent, patient, triggered, formulary))
         by = [u.field for u in unverified if agent in u.options]
         results.append(OptionEvaluation(option=agent, rank=rank, exclusions=ex, unverified_by=by))
     return results
@@ -454,7 +472,7 @@ def evaluate(patient: Patient, profile: Profile, formulary: Formulary) -> Protoc
     allergies = formulary.match_all(h.allergies, allergy=True)
     recent = formulary.match_all(h.recent_antibiotics)
     unverified = unverified_entries(patient, profile, formulary, meds, allergies, recent)
-    agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent, unverified)
+    agents = evaluate_agents(patient, profile, formulary, meds, allergies, recent, unverified, triggering(meds, formulary))
     decision, fired = _decide(patient, profile, agents, meds)
     recommendation = alternatives = None
     blocking: list[UnverifiedEntry] = []

@@ -26,23 +26,28 @@ def _combinations() -> tuple[dict, ...]:
 def _caution(rule_id: str, severity: str, action: str, actions: list[str], evidence: str, sources: list[str],
              profile: UtiProfile) -> Caution:
     rule = load_rules(__package__)[rule_id]
-    return Caution(rule_id=rule_id, severity=severity, message=rule.title.format(**profile.params).removeprefix("Caution: "),
+    return Caution(rule_id=rule_id, severity=severity, message=profile.rule_title(rule).removeprefix("Caution: "),
                    action=action, actions=actions, evidence=evidence, sources=sources)
 
 
-def _with(meds: list[DrugMatch], classes: list[str]) -> list[DrugMatch]:
-    return [m for m in meds if set(m.classes) & set(classes)]
+def _with(meds: list[tuple[DrugMatch, frozenset[str]]], classes: list[str]) -> list[DrugMatch]:
+    """`meds`: (entry, its classes as a set)."""
+    return [m for m, own in meds if not own.isdisjoint(classes)]
 
 
 def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterable[str]) -> list[Caution]:
     """The cautions of each option (cautions.toml) for this medication list, in the options' order."""
     out: list[Caution] = []
+    found: dict[str, list[str]] = {}  # rule id -> the entries that name it, once whichever options share it
+    fired: list[frozenset[str]] | None = None  # per entry, computed on the first rule that needs it
     for option in options:
         for rule in formulary.cautions:
             if option not in rule.options:
                 continue
-            hits = [repr(m.text) for m in meds if rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text)]
-            if hits:
+            if rule.id not in found:
+                fired = fired if fired is not None else [formulary.cautions_triggered(m.ingredients, m.classes) for m in meds]
+                found[rule.id] = [repr(m.text) for m, ids in zip(meds, fired) if rule.id in ids or rule.named_first(m.text)]
+            if hits := found[rule.id]:
                 out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
                                    action=rule.action, actions=list(rule.actions), evidence="; ".join(hits), sources=rule.sources))
     return out
@@ -52,15 +57,16 @@ def patient_cautions(patient: Patient, profile: UtiProfile, formulary: Formulary
     """The findings about the patient as a whole (option None): combinations, kidney function, duplicates."""
     out: list[Caution] = []
     stated: set[str] = set()
+    with_classes = [(m, frozenset(m.classes)) for m in meds]
     for combo in _combinations():
-        groups = [_with(meds, classes) for classes in combo["all_of"]]
+        groups = [_with(with_classes, classes) for classes in combo["all_of"]]
         if combo["family"] in stated or not all(groups):
             continue
         stated.add(combo["family"])
         evidence = "; ".join(dict.fromkeys(repr(m.text) for g in groups for m in g))
         out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], combo.get("actions", []), evidence,
                             combo["sources"], profile))
-    nsaids = _with(meds, [NSAID])
+    nsaids = _with(with_classes, [NSAID])
     low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
     if nsaids and low:
         rule = load_rules(__package__)["CA-NSAID-RENAL"]
@@ -94,7 +100,8 @@ def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile
                             ["review:duplicate", "notify:prescriber"],
                             f"{ingredient.replace('_', ' ')} in each of " + "; ".join(repr(m.text) for m in ms), source, profile))
     said: set[tuple[str, ...]] = set()
-    for cls in sorted(c for c, info in formulary.classes.items() if info.duplication):
+    present = {c for m in meds for c in m.classes}
+    for cls in (c for c in formulary.duplication_classes if c in present):  # a class no entry has is no duplicate
         ms = [m for m in meds if cls in m.classes]
         entries = tuple(m.text for m in ms)
         # Two entries of one class, not already two entries of one ingredient, nor the same entries

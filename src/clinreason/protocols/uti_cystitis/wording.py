@@ -104,7 +104,6 @@ def patient_summary(p: Patient) -> list[str]:
 
 
 def evidence_searches(spec: ProtocolSpec, protocol: ProtocolResult) -> list[Search]:
-    titles = "; ".join(h.title for h in protocol.rules_fired)
     if protocol.decision == Decision.recommend_treatment and protocol.recommendation:
         name = spec.option_name(protocol.recommendation.agent)
         return [
@@ -115,11 +114,11 @@ def evidence_searches(spec: ProtocolSpec, protocol: ProtocolResult) -> list[Sear
         ]
     if protocol.decision == Decision.no_antibiotics:
         return [
-            Search(f"no antibiotic: {titles}", {"doc_id": ["policy-stewardship", "policy-signoff"]}, 3),
+            Search.over_rules("no antibiotic: {titles}", protocol.rules_fired, {"doc_id": ["policy-stewardship", "policy-signoff"]}, 3),
             Search("when to return or seek urgent care", {"doc_id": "policy-counselling"}, 1),
         ]
     return [
-        Search(f"referral: {titles}", {"doc_id": "policy-referral"}, 3),
+        Search.over_rules("referral: {titles}", protocol.rules_fired, {"doc_id": "policy-referral"}, 3),
         Search("when to return or seek urgent care", {"doc_id": "policy-counselling"}, 1),
         Search("documenting a referral or a decision not to prescribe", {"doc_id": "policy-signoff"}, 1),
     ]
