@@ -135,7 +135,7 @@ def run_tree(src: Path, data: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", metavar="REV", help="the commit to compare with (a temporary git worktree)")
+    ap.add_argument("--baseline", "--compare", dest="baseline", metavar="REV", help="the commit to compare with (a temporary git worktree)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (each a fresh process per tree)")
     ap.add_argument("--runs", type=int, default=200, help="warm assessments per protocol group and round")
     ap.add_argument("--latency", type=float, default=0.3, help="seconds the scripted LLM server takes per call")
