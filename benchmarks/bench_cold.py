@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import statistics
@@ -100,6 +101,9 @@ def main() -> None:
     args = ap.parse_args()
 
     print(load_note())
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        # Both trees pay it alike; a user's install has its bytecode (measured: about 50 ms per full assess).
+        print("PYTHONDONTWRITEBYTECODE is set: every run compiles the clinreason modules it imports from source")
     base = baseline_tree(args.baseline) if args.baseline else nullcontext(None)
     with base as base_src, tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         names = trees(args.baseline, base_src)

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from clinreason import assess
-from clinreason.knowledge.chunking import all_chunks, current_kb_version
+from clinreason.knowledge.chunking import all_chunks, current_kb_version, every_chunk
 from clinreason.knowledge.corpus import all_scopes
 from clinreason.knowledge.retrieval import chunk_by_id, get_index, search_ids
 from clinreason.protocols.registry import get_spec, registry
@@ -33,6 +33,21 @@ def test_every_protocol_profile_pair_is_a_knowledge_base_with_scoped_ids() -> No
         chunks = all_chunks(scope)
         assert chunks and all(c.id.startswith(f"{scope[0]}/{scope[1]}/") and c.scope == scope for c in chunks)
     assert len(chunk_by_id()) == sum(len(all_chunks(s)) for s in all_scopes())  # unique across knowledge bases
+
+
+def test_chunk_by_id_holds_every_chunk_and_nothing_else() -> None:
+    """What a dict of `every_chunk` by id held, in its order, though it chunks a knowledge base on first lookup."""
+    eager = {c.id: c for c in every_chunk()}
+    chunks = chunk_by_id()
+    assert list(chunks.items()) == list(eager.items()) and len(chunks) == len(eager) and chunks == eager
+    uti = next(cid for cid in eager if cid.startswith("uti-cystitis/CA-ON/"))
+    absent = ["", uti.split("/", 2)[2], "uti-cystitis/CA-ON", "uti-cystitis/CA-ON/", uti.replace("/CA-ON/", "/US-IDSA/"),
+              uti.replace("uti-cystitis/", "no-such-protocol/"), uti + "-x", None,
+              "uti-cystitis/CA-ON/monograph-doxycycline#dose-and-regimen"]  # another knowledge base's document
+    for chunk_id in absent:
+        assert chunk_id not in chunks and chunks.get(chunk_id) is None, chunk_id
+        with pytest.raises(KeyError):
+            chunks[chunk_id]
 
 
 @pytest.mark.parametrize("scope", [LYME_ON, LYME_US, ("uti-cystitis", "CA-ON")])

@@ -293,6 +293,35 @@ class Formulary:
         return _rule_index(self.cautions)
 
     @cached_property
+    def flag_interactions(self) -> tuple[InteractionRule, ...]:
+        """Interaction rules that an input flag (not only a drug) triggers, in file order."""
+        return tuple(rule for rule in self.interactions if rule.flags)
+
+    def _composition(self, drugs: tuple[str, ...], named: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+        """(ingredients, classes, antibacterial) of an entry naming these drugs and classes, sorted. An entry
+        naming one drug and no class (nearly all of them) reads a table built once from the data."""
+        if not named and len(drugs) == 1:
+            return self._one_drug[drugs[0]]
+        if not (drugs or named):
+            return (), (), False  # an entry naming nothing (an unknown word, "latex")
+        ingredients = tuple(sorted(set().union(*map(self._ingredients.__getitem__, drugs))))
+        classes = tuple(sorted(set(named).union(*map(self._classes.__getitem__, drugs))))
+        return ingredients, classes, not self.antibacterial_classes.isdisjoint(classes)
+
+    @cached_property
+    def _one_drug(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]]:
+        return {d: (tuple(sorted(self._ingredients[d])), tuple(sorted(self._classes[d])),
+                    not self.antibacterial_classes.isdisjoint(self._classes[d])) for d in self.drugs}
+
+    def cautions_of(self, option: str) -> tuple[CautionRule, ...]:
+        """The caution rules that concern an option, in file order."""
+        return self._cautions_by_option.get(option, ())
+
+    @cached_property
+    def _cautions_by_option(self) -> dict[str, tuple[CautionRule, ...]]:
+        return {o: tuple(r for r in self.cautions if o in r.options) for o in {o for r in self.cautions for o in r.options}}
+
+    @cached_property
     def antibacterial_classes(self) -> frozenset[str]:
         return frozenset(c for c, info in self.classes.items() if info.antibacterial)
 
@@ -361,20 +390,19 @@ def _find_cached(formulary: Formulary, text: str) -> DrugMatch:
 
 
 def _to_match(formulary: Formulary, text: str, found: Scan) -> DrugMatch:
-    drugs = _dedupe(found.drugs)
-    named = set(found.classes)
-    ingredients = sorted(set().union(*map(formulary._ingredients.__getitem__, drugs)))
-    classes = sorted(named.union(*map(formulary._classes.__getitem__, drugs)))
+    drugs = tuple(dict.fromkeys(found.drugs))
+    named = tuple(sorted(set(found.classes)))
+    ingredients, classes, antibacterial = formulary._composition(drugs, named)
     return DrugMatch(
         text=text,
         drugs=drugs,
         ingredients=ingredients,
         classes=classes,
-        named_classes=sorted(named),
+        named_classes=named,
         non_drug=_dedupe(found.non_drug) if found.non_drug else [],
         unknown_words=_dedupe(found.unknown) if found.unknown else [],
         spelling_corrections=found.corrections,
-        antibacterial=not formulary.antibacterial_classes.isdisjoint(classes),
+        antibacterial=antibacterial,
     )
 
 

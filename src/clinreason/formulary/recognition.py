@@ -56,11 +56,18 @@ def max_edits(word: str) -> int:
 
 
 def _deletions(word: str, depth: int) -> set[str]:
-    """The word and every string made from it by deleting up to `depth` letters."""
-    out, frontier = {word}, {word}
-    for _ in range(depth):
-        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w))}
-        out |= frontier
+    """The word and every string made from it by deleting up to `depth` (0 to 2) letters."""
+    if depth > 2:
+        raise ValueError("spelling tolerance is at most two edits")
+    n = len(word)
+    ones = [word[:i] + word[i + 1:] for i in range(n)] if depth else []
+    if depth == 2:
+        # each pair of positions once: from the word without letter i, delete a letter at i or later
+        out = {w[:j] + w[j + 1:] for i, w in enumerate(ones) for j in range(i, n - 1)}
+        out.update(ones)
+    else:
+        out = set(ones)
+    out.add(word)
     return out
 
 
@@ -129,6 +136,10 @@ class Recognizer:
             if term.kind == "drug" and len(words) == 1 and not term.maker_only and words[0].isalpha()
         }
         self._longest = max(map(len, self._fuzzy_target), default=0)
+        # Words that may start a term, a split name or a prefixed name, or are never accounted for alone:
+        # every other number, short word and annotation word is passed over at once by the scan.
+        self._special = frozenset(self.index) | self._split_heads | self.prefixes | self.combination_words
+        self._nil_heads = frozenset(phrase[0] for phrase in self.nil if phrase)
         # A word nearer to a class word than to any drug is not guessed ("thiazides").
         self._class_words = sorted(w[0] for w, t in seen.items() if t.kind == "class" and len(w) == 1)
 
@@ -184,7 +195,9 @@ class Recognizer:
         limit = max_edits(word)
         if limit == 0 or not word.isascii() or len(word) > self._longest + limit:
             return None  # a long word costs cubic time to expand and is no name anyway
-        candidates = {c for v in _deletions(word, limit) for c in self._deletion_index.get(v, ())}
+        index = self._deletion_index
+        # (the keys view intersects in C: nearly every variant of an unknown word is in no term)
+        candidates = {c for v in index.keys() & _deletions(word, limit) for c in index[v]}
         hits = [(c, d) for c in sorted(candidates) if (d := OSA.distance(word, c, score_cutoff=limit)) <= limit]
         best_d = min((d for _, d in hits), default=None)
         best = [cand for cand, d in hits if d == best_d]
@@ -205,15 +218,23 @@ class Recognizer:
         medication line "with food" names nothing."""
         words = match_words(text)
         out = Scan()
-        letters = tuple(w for w in words if not w.isdigit())
-        if letters in self.nil:
-            out.non_drug.append("none")
-            return out
-        index, split_heads, prefixes, known = self.index, self._split_heads, self.prefixes, self.known
+        # (a nil statement's first word is one of a few, so most entries need no tuple of their letters)
+        if not words or words[0].isdigit() or words[0] in self._nil_heads:
+            letters = tuple([w for w in words if not w.isdigit()])
+            if letters in self.nil:
+                out.non_drug.append("none")
+                return out
+        index, split_heads, prefixes, known, special = self.index, self._split_heads, self.prefixes, self.known, self._special
         found = {"drug": out.drugs, "class": out.classes, "non_drug": out.non_drug}
         i, n, after_prefix = 0, len(words), False
         while i < n:
             w = words[i]
+            if w not in special and w.isascii() and (w in known or w.isdigit() or len(w) <= _SHORT):
+                # A number, a unit or an annotation word that begins nothing: accounted for, and no
+                # prefix (the steps below reach the same answer for it, by a longer way).
+                after_prefix = False
+                i += 1
+                continue
             # (the checks of _split_word and _term_at that refuse most words, made here first: a
             # passage has thousands of words and nearly none is a name)
             term = self._split_word(words, i) if w in split_heads else None

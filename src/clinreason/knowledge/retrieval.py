@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from clinreason.config import Settings, get_settings
-from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version, every_chunk
-from clinreason.knowledge.corpus import Scope, default_scope, spec_of
+from clinreason.knowledge.chunking import Chunk, all_chunks, current_kb_version
+from clinreason.knowledge.corpus import Scope, all_scopes, default_scope, spec_of
 from clinreason.knowledge.embeddings import Embedder, model_id
 from clinreason.knowledge.filters import (
     FUSION_DEPTH,
@@ -175,10 +175,55 @@ def retrieve(query: str, k: int = 5, filters: Filters | None = None, *, method: 
     return [Passage.from_chunk(chunks[cid], score) for cid, score in hits]
 
 
+class ChunksById(Mapping[str, Chunk]):
+    """Every chunk of every knowledge base, by its scoped id (`protocol/profile/doc#section`).
+
+    A lookup chunks only the knowledge base its id names: an assessment (whose evidence and
+    cached searches all lie in one knowledge base) parses and links no other. Iterating, or
+    `len`, chunks them all, in `every_chunk` order.
+    """
+
+    def __getitem__(self, chunk_id: str) -> Chunk:
+        scope = _scope_named(chunk_id)
+        found = _scope_chunks(scope).get(chunk_id) if scope is not None else None
+        if found is None:
+            raise KeyError(chunk_id)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        for scope in all_scopes():
+            yield from _scope_chunks(scope)
+
+    def __len__(self) -> int:
+        return sum(len(_scope_chunks(scope)) for scope in all_scopes())
+
+
+def _scope_named(chunk_id: str) -> Scope | None:
+    """The knowledge base a scoped chunk id names, if it is one (unknown protocol or profile: None)."""
+    if not isinstance(chunk_id, str):  # `None in chunks` is False, as in a dict
+        return None
+    protocol, _, rest = chunk_id.partition("/")
+    profile, _, local = rest.partition("/")
+    if not local:
+        return None
+    try:
+        spec = spec_of((protocol, profile))
+    except KeyError:
+        return None
+    return (protocol, profile) if profile in spec.profiles else None
+
+
 @cache
-def chunk_by_id() -> dict[str, Chunk]:
-    """Every chunk of every knowledge base, by its scoped id."""
-    return {c.id: c for c in every_chunk()}
+def _scope_chunks(scope: Scope) -> dict[str, Chunk]:
+    return {c.id: c for c in all_chunks(scope)}
+
+
+_CHUNKS = ChunksById()
+
+
+def chunk_by_id() -> ChunksById:
+    """Every chunk of every knowledge base, by its scoped id; each knowledge base chunked on first use."""
+    return _CHUNKS
 
 
 def get_chunk(chunk_id: str) -> Chunk:

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field
 
 from clinreason.formulary import DrugMatch
+
+
+# Stored records written before protocols were plug-ins name options "agents" / "agent": each is read
+# as today's field, the new name first. An alias choice is resolved by the validator itself (a
+# before-validator would cost a Python call on every result built).
+_LEGACY_OPTIONS = AliasChoices("options", "agents")
 
 
 class _Out(BaseModel):
@@ -51,22 +57,11 @@ class UnverifiedEntry(_Out):
     field: str = Field(description="Where the entry is, e.g. 'history.meds[2]'.")
     entry: str = Field(description="The entry as given (after text hygiene).")
     reason: str
-    options: list[str] = Field(description="Options whose exclusions this entry could change.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, data: Any) -> Any:
-        return renamed(data, {"agents": "options"})
+    options: list[str] = Field(validation_alias=_LEGACY_OPTIONS, description="Options whose exclusions this entry could change.")
 
 
 class OptionEvaluation(_Out):
-    option: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, data: Any) -> Any:
-        return renamed(data, {"agent": "option"})
-
+    option: str = Field(validation_alias=AliasChoices("option", "agent"))
     rank: int = Field(description="1 = most preferred in the profile's order.")
     exclusions: list[Exclusion] = Field(default_factory=list)
     unverified_by: list[str] = Field(
@@ -141,7 +136,7 @@ class ProtocolResult(_Out):
     profile_version: str
     decision: str = Field(description="A value from the protocol's decision table.")
     rules_fired: list[RuleHit]
-    options: list[OptionEvaluation]
+    options: list[OptionEvaluation] = Field(validation_alias=_LEGACY_OPTIONS)
     recommendation: Regimen | None = None
     alternatives: list[Regimen] = Field(default_factory=list)
     follow_up: FollowUp | None = None
@@ -156,11 +151,6 @@ class ProtocolResult(_Out):
     recent_antibiotics: list[DrugMatch] = Field(default_factory=list)
     cautions: list[Caution] = Field(
         default_factory=list, description="Findings that never change the decision; each states the action the prescriber or patient takes.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy(cls, data: Any) -> Any:
-        return renamed(data, {"agents": "options"})
 
     def find_option(self, option_id: str) -> OptionEvaluation | None:
         return next((a for a in self.options if a.option == option_id), None)

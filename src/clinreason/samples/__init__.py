@@ -6,7 +6,7 @@ import json
 from functools import cache
 from typing import Any
 
-from clinreason.protocols.registry import DEFAULT_PROTOCOL, samples
+from clinreason.protocols.registry import DEFAULT_PROTOCOL, sample, samples
 
 
 @cache
@@ -21,9 +21,10 @@ def sample_protocol(name: str) -> str:
 
 def load_sample(name: str) -> dict[str, Any]:
     """The sample's request JSON. A sample of a protocol other than the default names it in `protocol`."""
-    if name not in sample_index():
-        raise KeyError(f"unknown sample {name!r}; available: {', '.join(sample_index())}")
-    spec = samples()[name][0]
+    try:
+        spec = sample(name)[0]  # (loads only the protocols up to the sample's own)
+    except KeyError:
+        raise KeyError(f"unknown sample {name!r}; available: {', '.join(sample_index())}") from None
     data = json.loads(spec.read_text("samples", f"{name}.json"))
     if spec.id != DEFAULT_PROTOCOL and "protocol" not in data:
         data = {"protocol": spec.id, **data}

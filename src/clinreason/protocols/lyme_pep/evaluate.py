@@ -64,8 +64,8 @@ def _allergy(option: str, allergies: list[DrugMatch], formulary: Formulary) -> l
 
 
 def _interactions(option: str, meds: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
-    out = []
-    for rule in formulary.interactions:
+    out: list[Exclusion] = []
+    for rule in formulary.interactions if meds else ():
         triggers = [f"{m.text!r} ({', '.join(formulary.class_name(c) for c in m.classes if c in rule.classes) or '/'.join(m.ingredients)})"
                     for m in meds if option in rule.excludes and rule.triggered_by(m.ingredients, m.classes)]
         if triggers:
@@ -132,7 +132,7 @@ def regimen(option: str, patient: Patient, profile: LymeProfile) -> Regimen:
     """The single dose: the profile's adult regimen, or for a child mg/kg capped and rounded."""
     base = profile.regimen(option)
     if patient.age >= profile.child_age_below:
-        return base.model_copy(update={"note": None})
+        return base if base.note is None else base.model_copy(update={"note": None})
     assert patient.weight_kg is not None  # the input check requires it for a child
     raw = patient.weight_kg * profile.child_mg_per_kg
     step = profile.child_rounding_mg
@@ -180,9 +180,8 @@ def _decide(patient: Patient, profile: LymeProfile, option: OptionEvaluation) ->
 def _option_cautions(patient: Patient, option: str, meds: list[DrugMatch], formulary: Formulary,
                      profile: LymeProfile) -> list[Caution]:
     out = []
-    for rule in formulary.cautions:
-        hits = [f"{m.text!r}" for m in meds
-                if option in rule.options and (rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text))]
+    for rule in formulary.cautions_of(option) if meds else ():
+        hits = [f"{m.text!r}" for m in meds if rule.triggered_by(m.ingredients, m.classes) or rule.named_first(m.text)]
         if hits:
             out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
                                action=rule.action, actions=list(rule.actions), evidence="; ".join(hits), sources=rule.sources))
@@ -271,8 +270,7 @@ def evaluate(patient: Patient, profile: LymeProfile, formulary: Formulary) -> Pr
         options=options,
         recommendation=recommendation,
         # Every decision: watch for symptoms for 30 days; the primary care provider hears of a prescription only.
-        follow_up=profile.follow_up if recommendation else profile.follow_up.model_copy(
-            update={"notify_primary_prescriber": False, "signoff_required": False}),
+        follow_up=profile.follow_up if recommendation else profile.follow_up_without_prescription(),
         flags=_flags(patient, meds, allergies),
         unverified_entries=unverified,
         blocking_checks=blocking,

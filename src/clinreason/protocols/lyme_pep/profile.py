@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from clinreason.protocols.profile import Profile
+from clinreason.protocols.result import FollowUp
 
 PROTOCOL_ID = "lyme-pep"
 PROTOCOL_VERSION = "1.0.0"
@@ -37,6 +38,12 @@ class LymeProfile(Profile):
         if self.child_max_mg % self.child_rounding_mg:
             raise ValueError(f"child_max_mg {self.child_max_mg} is not a multiple of child_rounding_mg {self.child_rounding_mg}")
         return self
+
+    def follow_up_without_prescription(self) -> FollowUp:
+        """The follow-up when nothing is prescribed: the same watch, no notice to the primary care provider
+        and no sign-off (built once per profile)."""
+        return self._memo("_unprescribed_follow_up", self.follow_up, lambda: self.follow_up.model_copy(
+            update={"notify_primary_prescriber": False, "signoff_required": False}))
 
     def extra_params(self) -> dict[str, str]:
         return {

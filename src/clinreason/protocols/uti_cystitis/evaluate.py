@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from clinreason.formulary import DrugMatch, Formulary
+from clinreason.formulary import DrugMatch, Formulary, InteractionRule
 from clinreason.protocols.profile import rule_hits
 from clinreason.protocols.result import (
     Caution,
@@ -98,6 +98,8 @@ def _renal_exclusion(agent: str, patient: Patient, profile: Profile, renal: list
 
 
 def _allergy_exclusions(agent: str, allergies: list[DrugMatch], formulary: Formulary) -> list[Exclusion]:
+    if not allergies:
+        return []
     info = formulary.options[agent]
     agent_ingredients = formulary.ingredients_of(info.drug)
     agent_classes = formulary.classes_of(info.drug)
@@ -158,25 +160,36 @@ def triggering(meds: list[DrugMatch], formulary: Formulary) -> dict[str, list[Dr
     return out
 
 
-def _interaction_exclusions(agent: str, patient: Patient, triggered: dict[str, list[DrugMatch]], formulary: Formulary) -> list[Exclusion]:
+def active_interactions(patient: Patient, triggered: dict[str, list[DrugMatch]], formulary: Formulary) -> list[InteractionRule]:
+    """The interaction rules this patient's medications or history flags trigger, in formulary order, found
+    once for every option to read (most patients trigger none)."""
+    history = patient.history
+    flagged = {rule.id for rule in formulary.flag_interactions if any(getattr(history, flag) for flag in rule.flags)}
+    if not (triggered or flagged):
+        return []
+    return [rule for rule in formulary.interactions if rule.id in triggered or rule.id in flagged]
+
+
+def _interaction_exclusions(agent: str, patient: Patient, active: list[InteractionRule], triggered: dict[str, list[DrugMatch]],
+                            formulary: Formulary) -> list[Exclusion]:
+    """`active`: `active_interactions(...)`; `triggered`: `triggering(...)`."""
     out = []
-    for rule in formulary.interactions:
+    for rule in active:
         if agent not in rule.excludes:
             continue
         if rule.min_age is not None and patient.age < rule.min_age:
             continue
         triggers = [_describe(m, formulary, rule.classes) for m in triggered.get(rule.id, ())]
         triggers += [f"history.{flag} = true" for flag in rule.flags if getattr(patient.history, flag)]
-        if triggers:
-            age = f"; age {patient.age} (rule applies from {rule.min_age})" if rule.min_age else ""
-            out.append(
-                Exclusion(
-                    rule_id=rule.rule_id,
-                    reason=f"{rule.title}. {rule.advice}",
-                    evidence="; ".join(triggers) + age,
-                    sources=rule.sources,
-                )
+        age = f"; age {patient.age} (rule applies from {rule.min_age})" if rule.min_age else ""
+        out.append(
+            Exclusion(
+                rule_id=rule.rule_id,
+                reason=f"{rule.title}. {rule.advice}",
+                evidence="; ".join(triggers) + age,
+                sources=rule.sources,
             )
+        )
     return out
 
 
@@ -267,15 +280,20 @@ def evaluate_agents(
     exposures = _exposures(meds, recent)
     exposed = frozenset(i for _, m in exposures for i in m.ingredients)
     renal = patient.renal_values()
+    # (each check below is skipped when nothing in the patient can make it apply: most patients
+    # have no allergy, no recent antibiotic, no renal value and no interacting drug)
+    renal_known = bool(renal) or patient.renal_function_summary in (RenalFunction.impaired, RenalFunction.failure)
+    active = active_interactions(patient, triggered, formulary)
+    g6pd = patient.history.g6pd_deficiency
     for rank, agent in enumerate(profile.option_order, start=1):
         info = formulary.options[agent]
-        ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
+        ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary) if allergies else []
         # (no exposure, no search: every product has at least one ingredient)
         if exposed and (recent_ex := _recent_use_exclusion(agent, exposures, exposed, formulary, profile)) is not None:
             ex.append(recent_ex)
-        if (renal_ex := _renal_exclusion(agent, patient, profile, renal)) is not None:
+        if renal_known and (renal_ex := _renal_exclusion(agent, patient, profile, renal)) is not None:
             ex.append(renal_ex)
-        if info.g6pd_excluded and patient.history.g6pd_deficiency:
+        if g6pd and info.g6pd_excluded:
             ex.append(
                 Exclusion(
                     rule_id="EX-G6PD",
@@ -293,8 +311,9 @@ def evaluate_agents(
                     sources=[info.sources[0]],
                 )
             )
-        ex.extend(_interaction_exclusions(agent, patient, triggered, formulary))
-        by = [u.field for u in unverified if agent in u.options]
+        if active:
+            ex.extend(_interaction_exclusions(agent, patient, active, triggered, formulary))
+        by = [u.field for u in unverified if agent in u.options] if unverified else []
         results.append(OptionEvaluation(option=agent, rank=rank, exclusions=ex, unverified_by=by))
     return results
 

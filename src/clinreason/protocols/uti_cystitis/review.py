@@ -23,6 +23,12 @@ def _combinations() -> tuple[dict, ...]:
     return tuple({"id": k, **v} for k, v in raw.items())
 
 
+@cache
+def _combination_classes() -> tuple[tuple[frozenset[str], ...], ...]:
+    """Per combination (in `_combinations` order), each group's classes as a set."""
+    return tuple(tuple(frozenset(classes) for classes in combo["all_of"]) for combo in _combinations())
+
+
 def _caution(rule_id: str, severity: str, action: str, actions: list[str], evidence: str, sources: list[str],
              profile: UtiProfile) -> Caution:
     rule = load_rules(__package__)[rule_id]
@@ -38,12 +44,12 @@ def _with(meds: list[tuple[DrugMatch, frozenset[str]]], classes: list[str]) -> l
 def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterable[str]) -> list[Caution]:
     """The cautions of each option (cautions.toml) for this medication list, in the options' order."""
     out: list[Caution] = []
+    if not meds:
+        return out  # every option caution is about a medication the patient takes
     found: dict[str, list[str]] = {}  # rule id -> the entries that name it, once whichever options share it
     fired: list[frozenset[str]] | None = None  # per entry, computed on the first rule that needs it
     for option in options:
-        for rule in formulary.cautions:
-            if option not in rule.options:
-                continue
+        for rule in formulary.cautions_of(option):
             if rule.id not in found:
                 fired = fired if fired is not None else [formulary.cautions_triggered(m.ingredients, m.classes) for m in meds]
                 found[rule.id] = [repr(m.text) for m, ids in zip(meds, fired) if rule.id in ids or rule.named_first(m.text)]
@@ -56,18 +62,22 @@ def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterab
 def patient_cautions(patient: Patient, profile: UtiProfile, formulary: Formulary, meds: list[DrugMatch]) -> list[Caution]:
     """The findings about the patient as a whole (option None): combinations, kidney function, duplicates."""
     out: list[Caution] = []
+    if not meds:
+        return out  # each is about the medications: a combination, an NSAID, a duplicate
     stated: set[str] = set()
     with_classes = [(m, frozenset(m.classes)) for m in meds]
-    for combo in _combinations():
-        groups = [_with(with_classes, classes) for classes in combo["all_of"]]
-        if combo["family"] in stated or not all(groups):
+    present = frozenset().union(*(own for _, own in with_classes))
+    for combo, needed in zip(_combinations(), _combination_classes()):
+        # (a combination one of whose groups no entry can fill is refused without listing the groups)
+        if combo["family"] in stated or any(present.isdisjoint(classes) for classes in needed):
             continue
+        groups = [_with(with_classes, classes) for classes in combo["all_of"]]
         stated.add(combo["family"])
         evidence = "; ".join(dict.fromkeys(repr(m.text) for g in groups for m in g))
         out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], combo.get("actions", []), evidence,
                             combo["sources"], profile))
-    nsaids = _with(with_classes, [NSAID])
-    low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
+    nsaids = _with(with_classes, [NSAID]) if NSAID in present else []
+    low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below] if nsaids else []
     if nsaids and low:
         rule = load_rules(__package__)["CA-NSAID-RENAL"]
         out.append(_caution("CA-NSAID-RENAL", "moderate",
@@ -87,7 +97,9 @@ def medication_review(patient: Patient, profile: UtiProfile, formulary: Formular
 
 
 def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile) -> list[Caution]:
-    out = []
+    out: list[Caution] = []
+    if len(meds) < 2:
+        return out  # a duplicate is two entries
     source = [load_rules(__package__)["CA-DUPLICATE-INGREDIENT"].source]
     by_ingredient: dict[str, list[DrugMatch]] = {}
     for m in meds:
