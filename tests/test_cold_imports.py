@@ -125,7 +125,9 @@ print(json.dumps({"scopes": sorted({tuple(s) for s in chunked}), "every_chunk": 
 """
 
 
-@pytest.mark.parametrize(("protocol", "sample"), [("uti-cystitis", "uncomplicated"), ("lyme-pep", "lyme-adult-prophylaxis")])
+# (the last two have exclusions: their monograph sections are looked up in the assessment's own knowledge base)
+@pytest.mark.parametrize(("protocol", "sample"), [("uti-cystitis", "uncomplicated"), ("lyme-pep", "lyme-adult-prophylaxis"),
+                                                  ("uti-cystitis", "methotrexate"), ("lyme-pep", "lyme-doxycycline-allergy")])
 def test_a_cached_retrieval_chunks_only_the_assessments_knowledge_base(protocol, sample, tmp_path):
     """A cache hit looks up its chunk ids without chunking every knowledge base (markdown parsing,
     option linking): only the assessment's own, which its cache key's kb version needs anyway."""

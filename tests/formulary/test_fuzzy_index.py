@@ -110,3 +110,62 @@ def test_the_reference_finds_what_the_examples_say():
 @given(st.sampled_from(targets()))
 def test_every_target_is_found_as_itself_when_long_enough(term):
     assert recognizer().fuzzy(term) == (term if max_edits(term) and term.isascii() else None)
+
+
+@st.composite
+def two_edit_words(draw) -> str:
+    """A word of 9 letters or more (two edits allowed) within two edits of a real term, or a random one."""
+    word = draw(st.one_of(edited_terms(), st.text(alphabet=LETTERS, min_size=9, max_size=16)))
+    return word if len(word) >= 9 else word + "x" * (9 - len(word))
+
+
+@SETTINGS
+@given(two_edit_words())
+@example("spironolacton")
+@example("lisinporilx")  # a transposition across the middle, and a letter added
+@example("hydrochlorothiazdie")
+def test_the_half_index_misses_no_term_within_two_edits(word):
+    """The lookup of a word allowed two edits lists a superset of the terms within two edits of it:
+    none is missed by filing terms under their halves instead of under every two-letter deletion."""
+    r = recognizer()
+    within = {c for c, _ in near(word, targets(), 2)}
+    assert within <= r._candidates(word, 2)
+
+
+def test_a_transposition_across_the_cut_is_found():
+    """The case the argument for the half index has to handle: the two letters either side of the cut
+    swapped, and a second edit on one side."""
+    r = recognizer()
+    for term in ("spironolactone", "hydrochlorothiazide", "methotrexate", "clarithromycin"):
+        cut = len(term) // 2
+        swapped = term[:cut - 1] + term[cut] + term[cut - 1] + term[cut + 1:]
+        for word in (swapped, swapped[:2] + "q" + swapped[3:], swapped[:-2] + "q" + swapped[-1:]):
+            assert osa(word, term) <= 2 and term in r._candidates(word, 2), word
+
+
+def _one_edit(word: str, letters: str = "qe") -> set[str]:
+    """Every word one edit from `word`: each deletion, insertion, substitution (of `letters`) and swap."""
+    out = {word[:i] + word[i + 1:] for i in range(len(word))}
+    out |= {word[:i] + c + word[i:] for i in range(len(word) + 1) for c in letters}
+    out |= {word[:i] + c + word[i + 1:] for i in range(len(word)) for c in letters}
+    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    return out - {word}
+
+
+def test_every_two_edits_of_a_term_still_find_it():
+    """Exhaustive over every pair of edits of a few terms (both in one half, one in each, across the cut):
+    each resulting word of 9 letters or more lists the term among its candidates."""
+    from rapidfuzz.distance import OSA
+
+    r = recognizer()
+    terms = [t for t in ("atorvastatin", "methotrexate", "spironolactone", "hydrochlorothiazide", "warfarin", "ciprofloxacin")
+             if t in r._fuzzy_target]
+    assert len(terms) >= 5
+    checked = 0
+    for term in terms:
+        for once in _one_edit(term):
+            for word in _one_edit(once) | {once}:
+                if len(word) >= 9 and OSA.distance(word, term) <= 2:
+                    checked += 1
+                    assert term in r._candidates(word, 2), (term, word)
+    assert checked > 10_000

@@ -151,6 +151,8 @@ def test_a_short_combination_word_stays_unknown() -> None:
 @given(entries)
 @example("Tylenol sulfa")
 @example("Zestoretic 20/12.5 and ASA")
+@example("Lisinopril 10 mg")
+@example("Advil 200 mg")
 def test_an_entry_has_the_ingredients_and_classes_of_what_it_names(text: str) -> None:
     """The composition of a match (read from a table for one drug and no class) is the union over what it
     names: each drug's ingredients and classes, plus the classes named in the text."""
@@ -159,3 +161,6 @@ def test_an_entry_has_the_ingredients_and_classes_of_what_it_names(text: str) ->
     assert m.ingredients == sorted(set().union(*(formulary.ingredients_of(d) for d in m.drugs)))
     assert m.classes == sorted(set(m.named_classes).union(*(formulary.classes_of(d) for d in m.drugs)))
     assert m.antibacterial == any(formulary.classes[c].antibacterial for c in m.classes)
+    # and the rules it triggers, read from the one-drug table where it names one drug
+    assert formulary.interactions_of(m) == formulary.interactions_triggered(m.ingredients, m.classes)
+    assert formulary.cautions_of_entry(m) == formulary.cautions_triggered(m.ingredients, m.classes)

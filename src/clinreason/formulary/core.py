@@ -277,6 +277,25 @@ class Formulary:
         """Ids of the caution rules a drug with these ingredients and classes triggers (`DrugRule.triggered_by`)."""
         return self._triggered(self._caution_index, ingredients, classes)
 
+    def interactions_of(self, entry: DrugMatch) -> frozenset[str]:
+        """`interactions_triggered` for an entry this formulary matched; an entry naming one drug and no
+        class reads a table built once per drug (a fifty-entry list asks it fifty times)."""
+        if len(entry.drugs) == 1 and not entry.named_classes:
+            return self._one_drug_rules[entry.drugs[0]][0]
+        return self.interactions_triggered(entry.ingredients, entry.classes)
+
+    def cautions_of_entry(self, entry: DrugMatch) -> frozenset[str]:
+        """`cautions_triggered` for an entry this formulary matched, as `interactions_of`."""
+        if len(entry.drugs) == 1 and not entry.named_classes:
+            return self._one_drug_rules[entry.drugs[0]][1]
+        return self.cautions_triggered(entry.ingredients, entry.classes)
+
+    @cached_property
+    def _one_drug_rules(self) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
+        """Per drug: the interaction and caution rules it triggers alone."""
+        return {d: (self.interactions_triggered(self._ingredients[d], self._classes[d]),
+                    self.cautions_triggered(self._ingredients[d], self._classes[d])) for d in self.drugs}
+
     @staticmethod
     def _triggered(index: tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]], ingredients: Iterable[str],
                    classes: Iterable[str]) -> frozenset[str]:
@@ -390,8 +409,8 @@ def _find_cached(formulary: Formulary, text: str) -> DrugMatch:
 
 
 def _to_match(formulary: Formulary, text: str, found: Scan) -> DrugMatch:
-    drugs = tuple(dict.fromkeys(found.drugs))
-    named = tuple(sorted(set(found.classes)))
+    drugs = tuple(dict.fromkeys(found.drugs)) if len(found.drugs) > 1 else tuple(found.drugs)
+    named = tuple(sorted(set(found.classes))) if found.classes else ()
     ingredients, classes, antibacterial = formulary._composition(drugs, named)
     return DrugMatch(
         text=text,

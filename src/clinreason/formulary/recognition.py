@@ -128,9 +128,10 @@ class Recognizer:
         clash = sorted(self.prefixes & {w for w, b in self.index.items() if any(len(t.words) == 1 for t in b)})
         if clash:
             raise ValueError(f"manufacturer prefixes are also formulary terms: {clash}")
-        # Spelling tolerance: single-word drug terms only (never classes). A deletion index
-        # (every term with up to two letters removed) finds the candidates of a word in a few
-        # dictionary lookups instead of a scan of every term; OSA distance then decides.
+        # Spelling tolerance: single-word drug terms only (never classes). Two indexes find the
+        # candidates of a word in a few dictionary lookups instead of a scan of every term (terms
+        # with a letter removed for one edit, their halves for two: `_candidates`); OSA distance
+        # then decides.
         self._fuzzy_target = {
             words[0]: term.target for words, term in seen.items()
             if term.kind == "drug" and len(words) == 1 and not term.maker_only and words[0].isalpha()
@@ -145,18 +146,58 @@ class Recognizer:
 
     @cached_property
     def _deletion_index(self) -> dict[str, tuple[str, ...]]:
-        """Built on the first misspelt word (about 0.2 s), not at load: most entries never need it.
-        The API builds it at start-up (`warm`)."""
+        """Every term with up to one letter removed: the candidates of a word allowed one edit. Built on
+        the first misspelt word, not at load (most entries never need it); the API builds it at
+        start-up (`warm`)."""
         index: dict[str, list[str]] = defaultdict(list)
         for word in self._fuzzy_target:
-            # a term within two edits of a word has at least 7 letters (two edits need 9)
-            for variant in _deletions(word, 2 if len(word) >= 7 else 1):
+            for variant in _deletions(word, 1):
                 index[variant].append(word)
         return {k: tuple(v) for k, v in index.items()}
 
+    @cached_property
+    def _half_index(self) -> dict[str, tuple[str, ...]]:
+        """The candidates of a word allowed two edits (9 letters or more), by its halves.
+
+        Cut the word w in two, A = w[:n//2] and B = the rest. A term within two edits of w (OSA) can be
+        cut in two so that A is within one edit of its first piece or B within one edit of its last:
+        two edits on either side of the cut leave one side with at most one; a transposition across
+        the cut is a substitution on each side, and then the other edit, if any, is on one side only.
+        So each term is filed under its first and last pieces of every length such a half can be
+        one edit from (for every word length within two of the term's), each piece with up to one
+        letter removed, '<' marking a first piece and '>' a last. The lookup then builds about 2 x 7
+        keys instead of the 50 to 80 two-letter deletions of the word, and OSA distance decides."""
+        index: dict[str, set[str]] = defaultdict(set)
+        for term in self._fuzzy_target:
+            m = len(term)
+            if m < 7:
+                continue  # a term within two edits of a word of 9 letters or more has 7 or more
+            first: set[int] = set()
+            last: set[int] = set()
+            for n in range(max(9, m - 2), m + 3):  # the lengths of words allowed two edits that can be within two of it
+                first.update(range(n // 2 - 1, n // 2 + 2))
+                last.update(range(n - n // 2 - 1, n - n // 2 + 2))
+            for size in first:
+                for variant in _deletions(term[:size], 1):
+                    index["<" + variant].add(term)
+            for size in last:
+                for variant in _deletions(term[m - size:], 1):
+                    index[">" + variant].add(term)
+        return {k: tuple(sorted(v)) for k, v in index.items()}
+
+    def _candidates(self, word: str, limit: int) -> set[str]:
+        """Terms that may be within `limit` edits of the word (a superset; OSA distance decides)."""
+        if limit == 1:
+            index = self._deletion_index
+            # (the keys view intersects in C: nearly every variant of an unknown word is in no term)
+            return {c for v in index.keys() & _deletions(word, 1) for c in index[v]}
+        half, cut = self._half_index, len(word) // 2
+        keys = {"<" + v for v in _deletions(word[:cut], 1)} | {">" + v for v in _deletions(word[cut:], 1)}
+        return {c for k in half.keys() & keys for c in half[k]}
+
     def warm(self) -> None:
-        """Build the lazy spelling index now (server start-up), so no request pays for it."""
-        _ = self._deletion_index
+        """Build the lazy spelling indexes now (server start-up), so no request pays for them."""
+        _ = self._deletion_index, self._half_index
 
     # --- pieces ------------------------------------------------------------------
     def _term_at(self, words: tuple[str, ...], i: int, after_prefix: bool) -> Term | None:
@@ -195,9 +236,7 @@ class Recognizer:
         limit = max_edits(word)
         if limit == 0 or not word.isascii() or len(word) > self._longest + limit:
             return None  # a long word costs cubic time to expand and is no name anyway
-        index = self._deletion_index
-        # (the keys view intersects in C: nearly every variant of an unknown word is in no term)
-        candidates = {c for v in index.keys() & _deletions(word, limit) for c in index[v]}
+        candidates = self._candidates(word, limit)
         hits = [(c, d) for c in sorted(candidates) if (d := OSA.distance(word, c, score_cutoff=limit)) <= limit]
         best_d = min((d for _, d in hits), default=None)
         best = [cand for cand, d in hits if d == best_d]

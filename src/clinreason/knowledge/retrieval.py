@@ -221,6 +221,11 @@ def _scope_chunks(scope: Scope) -> dict[str, Chunk]:
 _CHUNKS = ChunksById()
 
 
+def chunks_in(scope: Scope) -> Mapping[str, Chunk]:
+    """The chunks of one knowledge base, by scoped id, in `all_chunks` order (chunked on first use)."""
+    return _scope_chunks(scope)
+
+
 def chunk_by_id() -> ChunksById:
     """Every chunk of every knowledge base, by its scoped id; each knowledge base chunked on first use."""
     return _CHUNKS

@@ -24,7 +24,7 @@ import orjson
 
 # Bytes after which orjson's output may differ: DEL, and the two forms of a float below 1e-4 (text that
 # happens to contain one is written by the standard library too, which is only slower).
-_DIFFERS = (b"\x7f", b"e-", b"0.0000")
+_DEL, _EXPONENT, _ZEROS = b"\x7f", b"e-", b"0.0000"
 
 
 def canonical_json(data: Any) -> bytes:
@@ -34,6 +34,6 @@ def canonical_json(data: Any) -> bytes:
         out = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         out = b""
-    if out and out.isascii() and not any(mark in out for mark in _DIFFERS):
+    if out and out.isascii() and _DEL not in out and _EXPONENT not in out and _ZEROS not in out:
         return out
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

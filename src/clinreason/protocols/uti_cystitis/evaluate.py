@@ -155,7 +155,7 @@ def triggering(meds: list[DrugMatch], formulary: Formulary) -> dict[str, list[Dr
     for every option to read."""
     out: dict[str, list[DrugMatch]] = {}
     for m in meds:
-        for rule_id in formulary.interactions_triggered(m.ingredients, m.classes):
+        for rule_id in formulary.interactions_of(m):
             out.setdefault(rule_id, []).append(m)
     return out
 

@@ -51,7 +51,7 @@ def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterab
     for option in options:
         for rule in formulary.cautions_of(option):
             if rule.id not in found:
-                fired = fired if fired is not None else [formulary.cautions_triggered(m.ingredients, m.classes) for m in meds]
+                fired = fired if fired is not None else [formulary.cautions_of_entry(m) for m in meds]
                 found[rule.id] = [repr(m.text) for m, ids in zip(meds, fired) if rule.id in ids or rule.named_first(m.text)]
             if hits := found[rule.id]:
                 out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
@@ -112,13 +112,17 @@ def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile
                             ["review:duplicate", "notify:prescriber"],
                             f"{ingredient.replace('_', ' ')} in each of " + "; ".join(repr(m.text) for m in ms), source, profile))
     said: set[tuple[str, ...]] = set()
-    present = {c for m in meds for c in m.classes}
-    for cls in (c for c in formulary.duplication_classes if c in present):  # a class no entry has is no duplicate
-        ms = [m for m in meds if cls in m.classes]
+    by_class: dict[str, list[DrugMatch]] = {}
+    for m in meds:
+        for c in m.classes:
+            by_class.setdefault(c, []).append(m)
+    repeated = set(twice)
+    for cls in (c for c in formulary.duplication_classes if c in by_class):  # a class no entry has is no duplicate
+        ms = by_class[cls]
         entries = tuple(m.text for m in ms)
         # Two entries of one class, not already two entries of one ingredient, nor the same entries
         # already stated under another class (two vitamin K antagonists are also two anticoagulants).
-        if len({tuple(m.ingredients) for m in ms}) > 1 and not any(set(m.ingredients) & set(twice) for m in ms) \
+        if len({tuple(m.ingredients) for m in ms}) > 1 and repeated.isdisjoint(i for m in ms for i in m.ingredients) \
                 and entries not in said:
             said.add(entries)
             out.append(_caution("CA-DUPLICATE-CLASS", "moderate",
