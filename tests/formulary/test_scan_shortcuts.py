@@ -162,5 +162,5 @@ def test_an_entry_has_the_ingredients_and_classes_of_what_it_names(text: str) ->
     assert m.classes == sorted(set(m.named_classes).union(*(formulary.classes_of(d) for d in m.drugs)))
     assert m.antibacterial == any(formulary.classes[c].antibacterial for c in m.classes)
     # and the rules it triggers, read from the one-drug table where it names one drug
-    assert formulary.interactions_of(m) == formulary.interactions_triggered(m.ingredients, m.classes)
-    assert formulary.cautions_of_entry(m) == formulary.cautions_triggered(m.ingredients, m.classes)
+    assert formulary.rules_of(m) == (formulary.interactions_triggered(m.ingredients, m.classes),
+                                     formulary.cautions_triggered(m.ingredients, m.classes))

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from clinreason.agents.context import monograph_chunk_for_rule
 from clinreason.config import Settings
 from clinreason.knowledge.corpus import monograph_doc_id
-from clinreason.knowledge.retrieval import chunk_by_id, chunks_in, search_ids
+from clinreason.knowledge.retrieval import chunks_in, search_ids
 from clinreason.protocols.result import ProtocolResult
 from clinreason.protocols.spec import ProtocolSpec, scoped_id
 
@@ -27,8 +27,8 @@ class Evidence(BaseModel):
 
 
 def gather_evidence(spec: ProtocolSpec, protocol: ProtocolResult, settings: Settings) -> list[Evidence]:
-    chunks = chunk_by_id()
     scope = (protocol.protocol_id, protocol.profile_id)
+    chunks = chunks_in(scope)  # every passage the plan cites lies in the assessment's knowledge base
     out: dict[str, Evidence] = {}
 
     def add(cid: str | None, why: str, score: float | None = None) -> None:
@@ -52,7 +52,7 @@ def gather_evidence(spec: ProtocolSpec, protocol: ProtocolResult, settings: Sett
         add(section(ev.option, "dose-and-regimen"), f"monograph {ev.option}")
         for ex in ev.exclusions:
             add(rule(ex.rule_id), f"rule {ex.rule_id}")
-            add(monograph_chunk_for_rule(ev.option, ex.rule_id, chunks_in(scope), scope), f"monograph {ev.option} {ex.rule_id}")
+            add(monograph_chunk_for_rule(ev.option, ex.rule_id, chunks, scope), f"monograph {ev.option} {ex.rule_id}")
     for option in protocol.allowed_options:
         for slug in policy.treatment_sections:
             add(section(option, slug), f"monograph {option}")

@@ -26,7 +26,7 @@ class _Out(BaseModel):
 def renamed(data: Any, names: dict[str, str]) -> Any:
     """A stored record written before protocols were plug-ins, with its old field names read as
     today's (old -> new), so assessments stored then can still be read and signed off."""
-    if isinstance(data, dict) and not data.keys().isdisjoint(names) and any(old in data and new not in data for old, new in names.items()):
+    if isinstance(data, dict) and any(old in data and new not in data for old, new in names.items()):
         return {names.get(k, k) if names.get(k, k) not in data else k: v for k, v in data.items()}
     return data
 

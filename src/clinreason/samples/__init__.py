@@ -16,7 +16,7 @@ def sample_index() -> dict[str, str]:
 
 
 def sample_protocol(name: str) -> str:
-    return samples()[name][0].id
+    return sample(name)[0].id
 
 
 def load_sample(name: str) -> dict[str, Any]:

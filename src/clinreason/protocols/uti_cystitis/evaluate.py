@@ -155,7 +155,7 @@ def triggering(meds: list[DrugMatch], formulary: Formulary) -> dict[str, list[Dr
     for every option to read."""
     out: dict[str, list[DrugMatch]] = {}
     for m in meds:
-        for rule_id in formulary.interactions_of(m):
+        for rule_id in formulary.rules_of(m)[0]:
             out.setdefault(rule_id, []).append(m)
     return out
 
@@ -287,7 +287,7 @@ def evaluate_agents(
     g6pd = patient.history.g6pd_deficiency
     for rank, agent in enumerate(profile.option_order, start=1):
         info = formulary.options[agent]
-        ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary) if allergies else []
+        ex: list[Exclusion] = _allergy_exclusions(agent, allergies, formulary)
         # (no exposure, no search: every product has at least one ingredient)
         if exposed and (recent_ex := _recent_use_exclusion(agent, exposures, exposed, formulary, profile)) is not None:
             ex.append(recent_ex)

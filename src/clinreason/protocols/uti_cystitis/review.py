@@ -19,14 +19,9 @@ NSAID = "nsaid"
 
 @cache
 def _combinations() -> tuple[dict, ...]:
+    """The combinations of medication_review.toml, each with its groups' classes as sets (`needed`)."""
     raw = tomllib.loads(resources.files(__package__).joinpath("medication_review.toml").read_text("utf-8"))
-    return tuple({"id": k, **v} for k, v in raw.items())
-
-
-@cache
-def _combination_classes() -> tuple[tuple[frozenset[str], ...], ...]:
-    """Per combination (in `_combinations` order), each group's classes as a set."""
-    return tuple(tuple(frozenset(classes) for classes in combo["all_of"]) for combo in _combinations())
+    return tuple({"id": k, **v, "needed": tuple(frozenset(classes) for classes in v["all_of"])} for k, v in raw.items())
 
 
 def _caution(rule_id: str, severity: str, action: str, actions: list[str], evidence: str, sources: list[str],
@@ -51,7 +46,7 @@ def option_cautions(formulary: Formulary, meds: list[DrugMatch], options: Iterab
     for option in options:
         for rule in formulary.cautions_of(option):
             if rule.id not in found:
-                fired = fired if fired is not None else [formulary.cautions_of_entry(m) for m in meds]
+                fired = fired if fired is not None else [formulary.rules_of(m)[1] for m in meds]
                 found[rule.id] = [repr(m.text) for m, ids in zip(meds, fired) if rule.id in ids or rule.named_first(m.text)]
             if hits := found[rule.id]:
                 out.append(Caution(rule_id=rule.rule_id, option=option, severity=rule.severity, message=rule.title,
@@ -67,17 +62,17 @@ def patient_cautions(patient: Patient, profile: UtiProfile, formulary: Formulary
     stated: set[str] = set()
     with_classes = [(m, frozenset(m.classes)) for m in meds]
     present = frozenset().union(*(own for _, own in with_classes))
-    for combo, needed in zip(_combinations(), _combination_classes()):
+    for combo in _combinations():
         # (a combination one of whose groups no entry can fill is refused without listing the groups)
-        if combo["family"] in stated or any(present.isdisjoint(classes) for classes in needed):
+        if combo["family"] in stated or any(present.isdisjoint(classes) for classes in combo["needed"]):
             continue
         groups = [_with(with_classes, classes) for classes in combo["all_of"]]
         stated.add(combo["family"])
         evidence = "; ".join(dict.fromkeys(repr(m.text) for g in groups for m in g))
         out.append(_caution(combo["rule_id"], combo["severity"], combo["action"], combo.get("actions", []), evidence,
                             combo["sources"], profile))
-    nsaids = _with(with_classes, [NSAID]) if NSAID in present else []
-    low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below] if nsaids else []
+    nsaids = _with(with_classes, [NSAID])
+    low = [(label, v) for label, v in patient.renal_values() if v < profile.nsaid_renal_caution_below]
     if nsaids and low:
         rule = load_rules(__package__)["CA-NSAID-RENAL"]
         out.append(_caution("CA-NSAID-RENAL", "moderate",
@@ -101,21 +96,14 @@ def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile
     if len(meds) < 2:
         return out  # a duplicate is two entries
     source = [load_rules(__package__)["CA-DUPLICATE-INGREDIENT"].source]
-    by_ingredient: dict[str, list[DrugMatch]] = {}
-    for m in meds:
-        for i in m.ingredients:
-            by_ingredient.setdefault(i, []).append(m)
-    twice = {i: ms for i, ms in by_ingredient.items() if len(ms) > 1}
+    twice = {i: ms for i, ms in _grouped(meds, "ingredients").items() if len(ms) > 1}
     for ingredient, ms in sorted(twice.items()):
         out.append(_caution("CA-DUPLICATE-INGREDIENT", "moderate",
                             "Confirm which entries the patient takes and raise the duplicate with the prescriber.",
                             ["review:duplicate", "notify:prescriber"],
                             f"{ingredient.replace('_', ' ')} in each of " + "; ".join(repr(m.text) for m in ms), source, profile))
     said: set[tuple[str, ...]] = set()
-    by_class: dict[str, list[DrugMatch]] = {}
-    for m in meds:
-        for c in m.classes:
-            by_class.setdefault(c, []).append(m)
+    by_class = _grouped(meds, "classes")
     repeated = set(twice)
     for cls in (c for c in formulary.duplication_classes if c in by_class):  # a class no entry has is no duplicate
         ms = by_class[cls]
@@ -129,4 +117,13 @@ def _duplicates(meds: list[DrugMatch], formulary: Formulary, profile: UtiProfile
                                 "Confirm with the patient and the prescriber that both are intended.",
                                 ["review:duplicate", "notify:prescriber"],
                                 f"two of {formulary.class_name(cls)}: " + "; ".join(repr(m.text) for m in ms), source, profile))
+    return out
+
+
+def _grouped(meds: list[DrugMatch], attribute: str) -> dict[str, list[DrugMatch]]:
+    """Ingredient or class (`attribute`) -> the entries that have it, in list order."""
+    out: dict[str, list[DrugMatch]] = {}
+    for m in meds:
+        for value in getattr(m, attribute):
+            out.setdefault(value, []).append(m)
     return out
